@@ -1,0 +1,332 @@
+"""The public autoencoder transformer, and the pretraining every method shares."""
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from ._core.autoencoder import ACTIVATIONS, MLPAutoEncoder, masking_noise
+from ._core.cache import cached_call
+from ._core.data import DeviceData
+from ._core.device import resolve_device
+from ._core.params import Anything, Integer, LayerSizes, Options, Real
+from ._core.training import train
+from .base import DEVICE_RULE, TorchEstimatorMixin, seed_from
+
+#: Learning rate used when ``learning_rate=None``, per optimizer.
+DEFAULT_LEARNING_RATES = {"sgd": 1.0, "adam": 1e-3}
+
+
+def _network(n_features, config):
+    return MLPAutoEncoder(
+        n_features,
+        config["hidden_dims"],
+        config["embedding_dim"],
+        activation=config["activation"],
+        output_activation=config["output_activation"],
+        batch_norm=config["batch_norm"],
+    )
+
+
+def reconstruction_loss(x_hat, x, loss):
+    """Per-element mean reconstruction error: ``"mse"`` or ``"bce"``."""
+    if loss == "bce":
+        return F.binary_cross_entropy(x_hat.clamp(1e-7, 1 - 1e-7), x)
+    return F.mse_loss(x_hat, x)
+
+
+def make_optimizer(name, parameters, learning_rate, momentum):
+    if name == "sgd":
+        return torch.optim.SGD(parameters, lr=learning_rate, momentum=momentum)
+    return torch.optim.Adam(parameters, lr=learning_rate)
+
+
+def _train_autoencoder(X, config, seed, device_type, verbose):
+    """Pretrain an autoencoder; module-level so that joblib can cache it.
+
+    Returns the CPU ``state_dict`` and the per-epoch history.
+    """
+    device = torch.device(device_type)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        module = _network(X.shape[1], config)
+    module = module.to(device).train()
+    data = DeviceData(X, device)
+    noise_generator = torch.Generator(device=device).manual_seed(seed + 1)
+    fraction, loss_name = config["input_noise"], config["loss"]
+
+    def batch_loss(x, index):
+        _, x_hat = module(masking_noise(x, fraction, noise_generator))
+        return {"loss": reconstruction_loss(x_hat, x, loss_name)}
+
+    learning_rate = config["learning_rate"]
+    if learning_rate is None:
+        learning_rate = DEFAULT_LEARNING_RATES[config["optimizer"]]
+    optimizer = make_optimizer(config["optimizer"], module.parameters(), learning_rate, config["momentum"])
+    result = train(
+        data=data,
+        batch_loss=batch_loss,
+        optimizer=optimizer,
+        n_epochs=config["max_epochs"],
+        batch_size=config["batch_size"],
+        generator=torch.Generator().manual_seed(seed),
+        phase="pretraining",
+        verbose=verbose,
+    )
+    state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
+    return state, result.history
+
+
+class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstimatorMixin, BaseEstimator):
+    """Fully connected autoencoder as a scikit-learn transformer.
+
+    ``transform`` gives the embedding (bottleneck), ``inverse_transform`` the
+    reconstruction from an embedding. ``make_pipeline(AutoEncoder(),
+    KMeans(10))`` is the "AE + k-means" baseline of the deep clustering
+    papers, and every clustering estimator of this package pretrains with
+    this class (or starts from one you give it).
+
+    The defaults follow the recipe that worked best on MNIST in this project's
+    measurements: a denoising autoencoder (20 % masking noise on the input)
+    ``d-500-500-2000-10`` with ReLU hidden layers, linear embedding and
+    output, Glorot initialisation, trained end to end by SGD (learning rate
+    1.0, momentum 0.9, batch 256) on the per-element squared error for 300
+    epochs, as in DEC's Keras re-implementation.
+
+    Parameters
+    ----------
+    hidden_dims : tuple of int, default=(500, 500, 2000)
+        Widths of the encoder's hidden layers; the decoder mirrors them.
+    embedding_dim : int, default=10
+        Size of the bottleneck (output of ``transform``).
+    max_epochs : int, default=300
+        Training epochs (passes over the data). ``0`` leaves the network at
+        its random initialisation.
+    batch_size : int, default=256
+    optimizer : {"sgd", "adam"}, default="sgd"
+        ``"sgd"`` uses momentum ``momentum``.
+    learning_rate : float or None, default=None
+        ``None`` means 1.0 for SGD and 1e-3 for Adam.
+    momentum : float, default=0.9
+        SGD momentum.
+    input_noise : float, default=0.2
+        Fraction of input entries zeroed at random in each batch (masking
+        noise of a denoising autoencoder). ``0`` trains a plain autoencoder.
+    loss : {"mse", "bce"}, default="mse"
+        Reconstruction error per element; ``"bce"`` needs inputs in [0, 1]
+        and is best with ``output_activation="sigmoid"``.
+    activation : {"relu", "elu", "sigmoid", "tanh"}, default="relu"
+    output_activation : {None, "sigmoid", "relu", "elu", "tanh"}, default=None
+    batch_norm : bool, default=False
+        Batch normalisation before every hidden activation.
+    device : str or torch.device, default="auto"
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
+    memory : None, str or joblib.Memory, default=None
+        Cache of the trained weights, keyed on the data, the settings and
+        the seed: a second fit with the same arguments reads them back.
+    random_state : int, RandomState instance or None, default=None
+    verbose : int, default=0
+        Progress bar on standard error when > 0.
+
+    Attributes
+    ----------
+    module_ : torch.nn.Module
+        The trained network (``module_.encoder``, ``module_.decoder``).
+    device_ : torch.device
+    history_ : list of dict
+        Per epoch: ``loss``, ``time``, ``samples_per_second``.
+    n_iter_ : int
+        Epochs run.
+    from_cache_ : bool
+        Whether the weights were read from ``memory``.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only when ``X`` has string column names.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn.cluster import KMeans
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from skdeepcluster import AutoEncoder
+    >>> X = load_digits().data / 16
+    >>> ae = AutoEncoder(hidden_dims=(64,), embedding_dim=5, max_epochs=2,
+    ...                  device="cpu", random_state=0)
+    >>> ae.fit_transform(X).shape
+    (1797, 5)
+    >>> pipe = make_pipeline(ae, KMeans(10, n_init=10, random_state=0))
+    >>> pipe.fit_predict(X).shape
+    (1797,)
+    """
+
+    _parameter_rules = {
+        "hidden_dims": LayerSizes(),
+        "embedding_dim": Integer(low=1),
+        "max_epochs": Integer(low=0),
+        "batch_size": Integer(low=1),
+        "optimizer": Options("sgd", "adam"),
+        "learning_rate": Real(low=0, low_open=True, allow_none=True),
+        "momentum": Real(low=0, high=1, high_open=True),
+        "input_noise": Real(low=0, high=1, high_open=True),
+        "loss": Options("mse", "bce"),
+        "activation": Options(*ACTIVATIONS),
+        "output_activation": Options(None, *ACTIVATIONS),
+        "batch_norm": Options(False, True),
+        "device": DEVICE_RULE,
+        "memory": Anything(),
+        "random_state": Anything(),
+        "verbose": Integer(low=0),
+    }
+
+    def __init__(
+        self,
+        hidden_dims=(500, 500, 2000),
+        embedding_dim=10,
+        *,
+        max_epochs=300,
+        batch_size=256,
+        optimizer="sgd",
+        learning_rate=None,
+        momentum=0.9,
+        input_noise=0.2,
+        loss="mse",
+        activation="relu",
+        output_activation=None,
+        batch_norm=False,
+        device="auto",
+        memory=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.hidden_dims = hidden_dims
+        self.embedding_dim = embedding_dim
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.input_noise = input_noise
+        self.loss = loss
+        self.activation = activation
+        self.output_activation = output_activation
+        self.batch_norm = batch_norm
+        self.device = device
+        self.memory = memory
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _config(self):
+        return {
+            "hidden_dims": tuple(int(h) for h in self.hidden_dims),
+            "embedding_dim": int(self.embedding_dim),
+            "max_epochs": int(self.max_epochs),
+            "batch_size": int(self.batch_size),
+            "optimizer": self.optimizer,
+            "learning_rate": self.learning_rate,
+            "momentum": float(self.momentum),
+            "input_noise": float(self.input_noise),
+            "loss": self.loss,
+            "activation": self.activation,
+            "output_activation": self.output_activation,
+            "batch_norm": bool(self.batch_norm),
+        }
+
+    def _build_network(self, n_features, seed):
+        """A freshly initialised network with this configuration."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return _network(n_features, self._config())
+
+    def fit(self, X, y=None):
+        """Train the autoencoder to reconstruct ``X``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : Ignored
+
+        Returns
+        -------
+        self : object
+        """
+        self._validate_params()
+        X = self._validate_X(X, reset=True)
+        self.device_ = self._resolve_device()
+        seed = seed_from(self.random_state)
+        config = self._config()
+        (state, history), self.from_cache_ = cached_call(
+            self.memory,
+            _train_autoencoder,
+            ignore=("verbose",),
+            X=X,
+            config=config,
+            seed=seed,
+            device_type=self.device_.type,
+            verbose=self.verbose,
+        )
+        module = _network(X.shape[1], config)
+        module.load_state_dict(state)
+        self.module_ = module.to(self.device_).eval()
+        self.history_ = history
+        self.n_iter_ = len(history)
+        return self
+
+    def transform(self, X):
+        """Embedding of ``X``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, embedding_dim)
+        """
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        module = self._inference_copy(self.module_)
+        return self._map_batches(X, lambda m, x: m.encoder(x), module)
+
+    def inverse_transform(self, Z):
+        """Reconstruction in input space from an embedding ``Z``.
+
+        Parameters
+        ----------
+        Z : array-like of shape (n_samples, embedding_dim)
+
+        Returns
+        -------
+        X_hat : ndarray of shape (n_samples, n_features_in_)
+        """
+        check_is_fitted(self)
+        from sklearn.utils import check_array
+
+        Z = check_array(Z, dtype=(np.float64, np.float32))
+        if Z.shape[1] != self.embedding_dim:
+            raise ValueError(
+                f"Z has {Z.shape[1]} columns but this AutoEncoder's embedding "
+                f"has embedding_dim={self.embedding_dim}."
+            )
+        module = self._inference_copy(self.module_)
+        return self._map_batches(Z, lambda m, z: m.decoder(z), module)
+
+    def reconstruction_error(self, X):
+        """Mean squared reconstruction error of each row of ``X``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        errors : ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        module = self._inference_copy(self.module_)
+        return self._map_batches(X, lambda m, x: ((m(x)[1] - x) ** 2).mean(dim=1), module)
+
+    @property
+    def _n_features_out(self):
+        return self.embedding_dim

@@ -1,0 +1,89 @@
+"""Fully connected autoencoder building blocks."""
+
+import torch
+from torch import nn
+
+ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "elu": nn.ELU,
+    "sigmoid": nn.Sigmoid,
+    "tanh": nn.Tanh,
+}
+
+
+def mlp(sizes, activation="relu", last_activation=None, batch_norm=False):
+    """A stack of linear layers with ``activation`` between them.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Layer widths, input first: ``(784, 500, 10)`` builds two linear layers.
+    activation : str
+        Applied after every hidden layer.
+    last_activation : str or None
+        Applied after the last layer; ``None`` keeps it linear.
+    batch_norm : bool
+        Put a batch-norm layer between each hidden linear layer and its
+        activation.
+    """
+    layers = []
+    n_layers = len(sizes) - 1
+    for i in range(n_layers):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        is_last = i == n_layers - 1
+        if not is_last:
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(sizes[i + 1]))
+            layers.append(ACTIVATIONS[activation]())
+        elif last_activation is not None:
+            layers.append(ACTIVATIONS[last_activation]())
+    return nn.Sequential(*layers)
+
+
+def glorot_init_(module):
+    """Glorot-uniform weights and zero biases for every linear layer."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Linear):
+            nn.init.xavier_uniform_(layer.weight)
+            nn.init.zeros_(layer.bias)
+    return module
+
+
+class MLPAutoEncoder(nn.Module):
+    """Symmetric MLP autoencoder ``d-h1-...-hk-p-hk-...-h1-d``.
+
+    Hidden layers use ``activation``; the embedding layer is linear; the
+    output layer is linear unless ``output_activation`` is given.
+    """
+
+    def __init__(
+        self,
+        n_features,
+        hidden_dims,
+        embedding_dim,
+        activation="relu",
+        output_activation=None,
+        batch_norm=False,
+    ):
+        super().__init__()
+        encoder_sizes = (n_features, *hidden_dims, embedding_dim)
+        self.encoder = mlp(encoder_sizes, activation, batch_norm=batch_norm)
+        self.decoder = mlp(
+            encoder_sizes[::-1],
+            activation,
+            last_activation=output_activation,
+            batch_norm=batch_norm,
+        )
+        glorot_init_(self)
+
+    def forward(self, x):
+        z = self.encoder(x)
+        return z, self.decoder(z)
+
+
+def masking_noise(x, fraction, generator):
+    """Zero a random ``fraction`` of the entries of ``x`` (denoising input)."""
+    if fraction <= 0:
+        return x
+    keep = torch.rand(x.shape, generator=generator, device=x.device) >= fraction
+    return x * keep

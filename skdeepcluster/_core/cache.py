@@ -1,0 +1,62 @@
+"""The pretraining cache behind the estimators' ``memory`` parameter."""
+
+import contextlib
+import os
+
+import joblib
+from sklearn.utils.validation import check_memory
+
+try:  # POSIX only; elsewhere concurrent workers may both pretrain
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None
+
+
+@contextlib.contextmanager
+def _file_lock(path):
+    if fcntl is None:
+        yield
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def cached_call(memory, func, ignore=(), **kwargs):
+    """Call ``func(**kwargs)`` through ``memory``.
+
+    Concurrent callers with the same arguments (``GridSearchCV(n_jobs=...)``
+    workers, dask workers on shared storage) wait on a file lock, so the
+    computation runs once and the others read its result.
+
+    Parameters
+    ----------
+    memory : None, str or joblib.Memory
+        As sklearn's ``Pipeline(memory=...)``: ``None`` disables caching.
+    func : callable
+        A module-level function (joblib keys the cache on its code).
+    ignore : sequence of str
+        Arguments that do not change the result (``verbose``): not part of
+        the cache key.
+
+    Returns
+    -------
+    result : object
+        ``func(**kwargs)``.
+    from_cache : bool
+        True when the result was read from the cache.
+    """
+    memory = check_memory(memory)
+    if getattr(memory, "location", None) is None:
+        return func(**kwargs), False
+    cached = memory.cache(func, ignore=list(ignore))
+    keyed = {k: v for k, v in kwargs.items() if k not in ignore}
+    key = joblib.hash((func.__module__, func.__qualname__, keyed))
+    lock_path = os.path.join(str(memory.location), "skdeepcluster-locks", key)
+    with _file_lock(lock_path):
+        from_cache = cached.check_call_in_cache(**kwargs)
+        return cached(**kwargs), from_cache

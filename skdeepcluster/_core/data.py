@@ -1,0 +1,59 @@
+"""Rows of the training matrix, served to the device one mini-batch at a time."""
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+
+class DeviceData:
+    """Holds ``X`` for training and inference.
+
+    A dense ``X`` is copied to the device once and batches are tensor slices
+    of it. A sparse ``X`` stays in CPU memory as CSR and each batch is
+    densified on its own, so a TF-IDF matrix is never densified whole.
+
+    Parameters
+    ----------
+    X : ndarray or scipy.sparse matrix of shape (n_samples, n_features)
+    device : torch.device
+    dtype : torch.dtype
+    """
+
+    def __init__(self, X, device, dtype=torch.float32):
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.n_samples, self.n_features = X.shape
+        if sp.issparse(X):
+            self._sparse = sp.csr_matrix(X, dtype=np.float32)
+            self._dense = None
+        else:
+            self._sparse = None
+            # np.array copies: the caller's (possibly read-only) array is
+            # never shared with torch.
+            dense = np.array(X, dtype=np.float32, order="C", copy=True)
+            self._dense = torch.from_numpy(dense).to(self.device, dtype)
+
+    def __len__(self):
+        return self.n_samples
+
+    def rows(self, index):
+        """Dense batch for a 1-d tensor of row indices."""
+        if self._dense is not None:
+            return self._dense[index]
+        index = index.cpu().numpy()
+        return self._from_sparse(self._sparse[index])
+
+    def slice(self, start, stop):
+        """Dense batch of rows ``start:stop`` in data order."""
+        if self._dense is not None:
+            return self._dense[start:stop]
+        return self._from_sparse(self._sparse[start:stop])
+
+    def chunks(self, chunk_size):
+        """Yield dense batches covering all rows in order."""
+        for start in range(0, self.n_samples, chunk_size):
+            yield self.slice(start, min(start + chunk_size, self.n_samples))
+
+    def _from_sparse(self, block):
+        dense = torch.from_numpy(block.toarray())
+        return dense.to(self.device, self.dtype, non_blocking=True)

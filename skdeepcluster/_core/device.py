@@ -1,0 +1,89 @@
+"""Turn the user's ``device`` parameter into a :class:`torch.device`."""
+
+import re
+
+import torch
+
+_ALLOWED = '"auto", "cpu", "cuda", "cuda:N", "mps" or a torch.device'
+
+
+def _mps_available():
+    backend = getattr(torch.backends, "mps", None)
+    return backend is not None and backend.is_available()
+
+
+def resolve_device(device):
+    """Return the :class:`torch.device` that ``device`` names.
+
+    Parameters
+    ----------
+    device : str or torch.device
+        ``"auto"`` picks CUDA when available, then Apple's MPS, then the CPU.
+
+    Returns
+    -------
+    torch.device
+
+    Raises
+    ------
+    ValueError
+        If the name is not understood or the device is not present on this
+        machine.
+    """
+    if isinstance(device, torch.device):
+        name = str(device)
+    elif isinstance(device, str):
+        name = device.strip().lower()
+    else:
+        raise ValueError(
+            f"device must be {_ALLOWED}; got {device!r} of type "
+            f"{type(device).__name__}."
+        )
+
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "mps":
+        if not _mps_available():
+            raise ValueError(
+                "device='mps' was requested but the MPS backend is not "
+                "available on this machine; use device='cpu' or 'auto'."
+            )
+        return torch.device("mps")
+    match = re.fullmatch(r"cuda(?::(\d+))?", name)
+    if match:
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device={device!r} was requested but CUDA is not available "
+                "(torch.cuda.is_available() is False); use device='cpu' or "
+                "'auto'."
+            )
+        if match.group(1) is not None:
+            index = int(match.group(1))
+            count = torch.cuda.device_count()
+            if index >= count:
+                raise ValueError(
+                    f"device={device!r} was requested but this machine has "
+                    f"{count} CUDA device(s) (cuda:0 to cuda:{count - 1})."
+                )
+        return torch.device(name)
+    raise ValueError(f"device must be {_ALLOWED}; got {device!r}.")
+
+
+def available_or_cpu(device):
+    """``device`` if it exists on this machine, else the CPU.
+
+    Used after unpickling: a model fitted on a GPU still predicts on a
+    CPU-only machine.
+    """
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        return torch.device("cpu")
+    if device.type == "mps" and not _mps_available():
+        return torch.device("cpu")
+    return device

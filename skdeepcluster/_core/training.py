@@ -1,0 +1,142 @@
+"""The one mini-batch training loop that every estimator runs.
+
+``fit`` -> epochs -> steps, as in skorch: the loop owns batching, the
+optimizer step, loss bookkeeping, the stopping rule and progress; the caller
+supplies the loss of one batch and, optionally, a whole-data *checkpoint*
+(IDEC's target distribution, Deep k-Means' alpha schedule, ...).
+"""
+
+import math
+import time
+
+import torch
+
+from .progress import Progress
+
+
+class TrainingResult:
+    """What a training run leaves behind.
+
+    Attributes
+    ----------
+    history : list of dict
+        One entry per epoch: mean of every loss part, ``delta_label`` (the
+        fraction of labels that changed at the last checkpoint of the epoch,
+        when checkpoints run), ``time`` (seconds) and ``samples_per_second``.
+    n_epochs : int
+        Epochs started.
+    n_steps : int
+        Optimizer steps taken.
+    converged : bool
+        True when the ``tol`` rule stopped the run.
+    """
+
+    def __init__(self):
+        self.history = []
+        self.n_epochs = 0
+        self.n_steps = 0
+        self.converged = False
+
+
+def _check_finite(means, phase):
+    for name, value in means.items():
+        if not math.isfinite(value):
+            raise FloatingPointError(
+                f"The {phase} loss part {name!r} became {value} at this epoch: "
+                "training diverged. Lower learning_rate, scale the input "
+                "features (e.g. to [0, 1]) or check X for extreme values."
+            )
+
+
+def train(
+    *,
+    data,
+    batch_loss,
+    optimizer,
+    n_epochs,
+    batch_size,
+    generator,
+    checkpoint=None,
+    checkpoint_interval=None,
+    initial_labels=None,
+    tol=0.0,
+    phase="training",
+    verbose=0,
+):
+    """Run ``n_epochs`` epochs of mini-batch updates.
+
+    Parameters
+    ----------
+    data : DeviceData
+    batch_loss : callable ``(x, index) -> dict``
+        Loss parts of one batch; ``"loss"`` is the one minimised. ``index`` is
+        the tensor of row numbers (on the data device), for per-sample state.
+    optimizer : torch.optim.Optimizer
+    n_epochs, batch_size : int
+    generator : torch.Generator
+        CPU generator that orders the rows of each epoch.
+    checkpoint : callable ``(step) -> labels`` or None
+        Whole-data update run every ``checkpoint_interval`` steps, before that
+        step's batch. It returns the current hard labels (a tensor).
+    checkpoint_interval : int or None
+        Steps between checkpoints; ``None`` means once per epoch.
+    initial_labels : tensor or None
+        Labels the first checkpoint is compared with.
+    tol : float
+        Stop when, at a checkpoint after the first, fewer than ``tol`` of the
+        labels changed since the previous checkpoint.
+    phase : str
+        Name shown by the progress bar and in error messages.
+    verbose : int
+        Show a progress bar when > 0.
+
+    Returns
+    -------
+    TrainingResult
+    """
+    result = TrainingResult()
+    n_samples = len(data)
+    n_batches = math.ceil(n_samples / batch_size)
+    interval = checkpoint_interval or n_batches
+    previous_labels = initial_labels
+    delta_label = None
+    progress = Progress(phase, n_epochs, verbose)
+    for epoch in range(n_epochs):
+        start = time.perf_counter()
+        order = torch.randperm(n_samples, generator=generator).to(data.device)
+        sums = {}
+        seen = 0
+        for b in range(n_batches):
+            if checkpoint is not None and result.n_steps % interval == 0:
+                labels = checkpoint(result.n_steps)
+                if previous_labels is not None:
+                    delta_label = (labels != previous_labels).double().mean().item()
+                    if result.n_steps > 0 and delta_label < tol:
+                        result.converged = True
+                        break
+                previous_labels = labels
+            index = order[b * batch_size : (b + 1) * batch_size]
+            parts = batch_loss(data.rows(index), index)
+            optimizer.zero_grad(set_to_none=True)
+            parts["loss"].backward()
+            optimizer.step()
+            result.n_steps += 1
+            m = index.shape[0]
+            seen += m
+            for name, value in parts.items():
+                value = value.detach() * m
+                sums[name] = sums[name] + value if name in sums else value
+        result.n_epochs = epoch + 1
+        elapsed = time.perf_counter() - start
+        # one synchronisation per epoch, not per step
+        means = {name: (value / max(seen, 1)).item() for name, value in sums.items()}
+        _check_finite(means, phase)
+        record = {"epoch": epoch, **means, "delta_label": delta_label}
+        record["time"] = elapsed
+        record["samples_per_second"] = seen / elapsed if elapsed > 0 else float("nan")
+        result.history.append(record)
+        progress.update(epoch + 1, means.get("loss"), delta_label)
+        if result.converged:
+            break
+    progress.close()
+    return result

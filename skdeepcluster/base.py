@@ -1,0 +1,417 @@
+"""Shared machinery of every skdeepcluster estimator.
+
+:class:`TorchEstimatorMixin` holds what the public :class:`AutoEncoder` and
+the clusterers share: input validation, device resolution, seeding, batched
+float64 inference and device-independent pickling.
+
+:class:`BaseDeepClusterer` owns the ``fit`` template of every clustering
+method. A method fills in a few hooks (see the class docstring) and never
+overrides ``fit``.
+"""
+
+import copy
+import warnings
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin
+from sklearn.cluster import KMeans
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._core.data import DeviceData
+from ._core.device import available_or_cpu, resolve_device
+from ._core.params import AnyOf, Anything, Integer, LayerSizes, Options, Real, validate_params
+from ._core.training import train
+
+_INFERENCE_CHUNK = 4096
+
+DEVICE_RULE = Anything()  # resolved (and its errors raised) by resolve_device
+
+
+def seed_from(random_state):
+    """An int seed for torch, drawn the way sklearn draws from random_state."""
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+
+
+class TorchEstimatorMixin:
+    """Validation, device, seeding, batched inference and pickling."""
+
+    _parameter_rules = {}
+
+    # -- validation ---------------------------------------------------------
+    def _validate_params(self):
+        validate_params(self)
+
+    def _validate_X(self, X, reset):
+        X = validate_data(
+            self,
+            X,
+            reset=reset,
+            accept_sparse=("csr", "csc", "coo"),
+            dtype=(np.float64, np.float32),
+            ensure_min_samples=2 if reset else 1,
+        )
+        return X
+
+    def _resolve_device(self):
+        return resolve_device(self.device)
+
+    # -- inference -----------------------------------------------------------
+    def _inference_device(self):
+        return available_or_cpu(self.device_)
+
+    def _inference_copy(self, module):
+        """A float64 copy of ``module`` in eval mode on the inference device.
+
+        Inference runs in float64 so that a row's output does not depend on
+        which other rows share its batch (sklearn's subset and sample-order
+        invariance checks; float32 matrix products are blocked differently for
+        different batch sizes).
+        """
+        device = self._inference_device()
+        return copy.deepcopy(module).to(device=device, dtype=torch.float64).eval()
+
+    def _map_batches(self, X, function, module):
+        """Apply ``function(module, x)`` to ``X`` in chunks; concatenate as numpy."""
+        device = self._inference_device()
+        data = DeviceData(X, device, dtype=torch.float64)
+        outputs = []
+        with torch.no_grad():
+            for x in data.chunks(_INFERENCE_CHUNK):
+                outputs.append(function(module, x).cpu())
+        return torch.cat(outputs).numpy()
+
+    # -- pickling -------------------------------------------------------------
+    def __getstate__(self):
+        state = super().__getstate__()
+        for key, value in list(state.items()):
+            if isinstance(value, torch.nn.Module):
+                state[key] = copy.deepcopy(value).cpu()
+            elif isinstance(value, torch.Tensor):
+                state[key] = value.detach().cpu()
+        return state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        try:
+            tags.non_deterministic = resolve_device(self.device).type != "cpu"
+        except ValueError:
+            pass
+        return tags
+
+
+SHARED_RULES = {
+    "n_clusters": Integer(low=1),
+    "hidden_dims": LayerSizes(),
+    "embedding_dim": Integer(low=1),
+    "pretrain_epochs": Integer(low=0),
+    "max_epochs": Integer(low=0),
+    "batch_size": Integer(low=1),
+    "learning_rate": Real(low=0, low_open=True),
+    "tol": Real(low=0),
+    "device": DEVICE_RULE,
+    "memory": Anything(),
+    "random_state": Anything(),
+    "verbose": Integer(low=0),
+    "autoencoder": Anything(),
+}
+
+
+class BaseDeepClusterer(
+    ClusterMixin, TransformerMixin, ClassNamePrefixFeaturesOutMixin, TorchEstimatorMixin, BaseEstimator
+):
+    """Base class of the deep clustering estimators.
+
+    ``fit`` is a template: validate; resolve ``device_``; seed; pretrain (or
+    reuse a cached or given :class:`~skdeepcluster.AutoEncoder`); build the
+    network; initialise the clusters on the pretrained embedding; run the
+    shared mini-batch loop; set ``labels_`` through ``predict``.
+
+    Hooks a method fills in
+    -----------------------
+    _build_module(n_features, autoencoder, seed) -> torch.nn.Module
+        The trainable network. Default: the pretrained autoencoder's network
+        (or a freshly initialised one when ``pretrain_epochs=0``).
+    _init_clusters(Z, data, seed)
+        Clustering parameters from the embedding ``Z`` of all rows; may
+        register new parameters on ``self.module_``. Returns initial labels.
+    _on_checkpoint(step, data) -> labels
+        Whole-data update every ``_checkpoint_interval()`` steps (IDEC's
+        target distribution, DKM's alpha schedule). Returns hard labels.
+    _batch_loss(x, index) -> dict
+        Loss parts of one mini-batch; ``"loss"`` is minimised.
+    _embed(module, x), _soft_assign(module, x)
+        Embedding and cluster probabilities of a batch, used by
+        ``transform`` and ``predict_proba``.
+
+    Per-sample training state lives in ``self._fit_state`` (a dict) and is
+    deleted when ``fit`` ends.
+    """
+
+    _parameter_rules = SHARED_RULES
+
+    # -- hooks with defaults ----------------------------------------------------
+    def _embedding_dim(self):
+        return self.embedding_dim
+
+    def _default_autoencoder(self, random_state):
+        from ._autoencoder import AutoEncoder
+
+        return AutoEncoder(
+            hidden_dims=self.hidden_dims,
+            embedding_dim=self._embedding_dim(),
+            max_epochs=self.pretrain_epochs,
+            batch_size=self.batch_size,
+            device=self.device,
+            memory=self.memory,
+            random_state=random_state,
+            verbose=self.verbose,
+        )
+
+    def _build_module(self, n_features, autoencoder, seed):
+        if autoencoder is not None:
+            return copy.deepcopy(autoencoder.module_)
+        return self._default_autoencoder(seed)._build_network(n_features, seed)
+
+    def _make_optimizer(self, parameters):
+        return torch.optim.Adam(parameters, lr=self.learning_rate)
+
+    def _checkpoint_interval(self):
+        return None  # once per epoch
+
+    def _n_training_epochs(self):
+        return self.max_epochs
+
+    def _embed(self, module, x):
+        return module.encoder(x)
+
+    def _hard_assign(self, module, x):
+        return self._soft_assign(module, x).argmax(dim=1)
+
+    # -- shared helpers for methods ---------------------------------------------
+    def _embed_all(self, data):
+        """Embedding of every row with the training module (no gradient)."""
+        was_training = self.module_.training
+        self.module_.eval()
+        with torch.no_grad():
+            Z = torch.cat([self._embed(self.module_, x) for x in data.chunks(_INFERENCE_CHUNK)])
+        self.module_.train(was_training)
+        return Z
+
+    def _kmeans(self, Z, seed, n_init=10):
+        """sklearn KMeans on an embedding tensor; returns (centers, labels) tensors."""
+        km = KMeans(self.n_clusters, n_init=n_init, random_state=seed)
+        labels = km.fit_predict(Z.detach().cpu().double().numpy())
+        centers = torch.as_tensor(km.cluster_centers_, dtype=Z.dtype, device=Z.device)
+        return centers, torch.as_tensor(labels, device=Z.device)
+
+    # -- fit template -------------------------------------------------------------
+    def fit(self, X, y=None):
+        """Fit the network and the clusters to ``X``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data. Sparse input is densified one batch at a time.
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        self : object
+            Fitted estimator.
+        """
+        self._validate_params()
+        X = self._validate_X(X, reset=True)
+        n_samples, n_features = X.shape
+        if self.n_clusters > n_samples:
+            raise ValueError(
+                f"n_clusters={self.n_clusters} must be <= n_samples={n_samples}: "
+                "there cannot be more clusters than samples."
+            )
+        self._check_method_params(X)
+        self.device_ = self._resolve_device()
+        seed = seed_from(self.random_state)
+        ae_state = self.random_state if isinstance(self.random_state, (int, np.integer)) else seed
+
+        autoencoder = self._pretrained_autoencoder(X, ae_state)
+        self.autoencoder_ = autoencoder
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            module = self._build_module(n_features, autoencoder, seed)
+        self.module_ = module.to(self.device_)
+
+        data = DeviceData(X, self.device_)
+        self._fit_state = {
+            "generator": torch.Generator(device=self.device_).manual_seed(seed + 1),
+            "n_batches": -(-n_samples // self.batch_size),
+        }
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                initial_labels = self._init_clusters(self._embed_all(data), data, seed)
+            optimizer = self._make_optimizer(self.module_.parameters())
+            self.module_.train()
+            result = train(
+                data=data,
+                batch_loss=self._batch_loss,
+                optimizer=optimizer,
+                n_epochs=self._n_training_epochs(),
+                batch_size=self.batch_size,
+                generator=torch.Generator().manual_seed(seed),
+                checkpoint=lambda step: self._on_checkpoint(step, data),
+                checkpoint_interval=self._checkpoint_interval(),
+                initial_labels=initial_labels,
+                tol=self.tol,
+                phase=type(self).__name__,
+                verbose=self.verbose,
+            )
+        finally:
+            del self._fit_state
+        self.module_.eval()
+        self.history_ = result.history
+        self.n_iter_ = result.n_epochs
+        self.n_steps_ = result.n_steps
+        self.converged_ = result.converged
+        self._finish_fit()
+        self.labels_ = self.predict(X)
+        self._warn_empty_clusters()
+        if hasattr(self, "cluster_centers_"):
+            self.inertia_ = -self.score(X)
+        return self
+
+    def _check_method_params(self, X):
+        """Checks that need the data (override to add some)."""
+
+    def _finish_fit(self):
+        """Copy the learnt clustering parameters to public attributes."""
+
+    def _pretrained_autoencoder(self, X, random_state):
+        from ._autoencoder import AutoEncoder
+
+        given = self.autoencoder
+        if given is None:
+            if self.pretrain_epochs == 0:
+                return None
+            return self._default_autoencoder(random_state).fit(X)
+        if not isinstance(given, AutoEncoder):
+            raise TypeError(
+                "autoencoder must be None or a skdeepcluster.AutoEncoder (fitted "
+                f"or not); got {type(given).__name__}."
+            )
+        if hasattr(given, "module_"):
+            if given.n_features_in_ != X.shape[1]:
+                raise ValueError(
+                    f"The given autoencoder was fitted on {given.n_features_in_} "
+                    f"features but X has {X.shape[1]}."
+                )
+            return given
+        return copy.deepcopy(given).fit(X)
+
+    def _warn_empty_clusters(self):
+        counts = np.bincount(self.labels_, minlength=self.n_clusters)
+        empty = np.flatnonzero(counts == 0)
+        if empty.size:
+            warnings.warn(
+                f"{type(self).__name__}: {empty.size} of {self.n_clusters} clusters "
+                f"are empty after fit (clusters {empty.tolist()}). Try fewer "
+                "clusters, another random_state or a smaller clustering weight.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+
+    # -- prediction -----------------------------------------------------------------
+    def predict(self, X):
+        """Cluster index of each sample.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+            Integers in ``0 .. n_clusters - 1``.
+        """
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        module = self._inference_copy(self.module_)
+        return self._map_batches(X, self._hard_assign, module).astype(np.int64)
+
+    def fit_predict(self, X, y=None):
+        """Fit and return ``labels_``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : Ignored
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+        """
+        return self.fit(X).labels_
+
+    def predict_proba(self, X):
+        """Soft cluster assignments.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_clusters)
+            Rows sum to 1; their argmax is ``predict(X)``.
+        """
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        module = self._inference_copy(self.module_)
+        return self._map_batches(X, self._soft_assign, module)
+
+    def transform(self, X):
+        """Learned embedding of ``X``.
+
+        Unlike :class:`sklearn.cluster.KMeans`, whose ``transform`` gives
+        distances to the centres, this returns the network's representation.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, n_embedding)
+        """
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        module = self._inference_copy(self.module_)
+        return self._map_batches(X, self._embed, module)
+
+    def score(self, X, y=None):
+        """Opposite of the k-means objective of ``X`` in the embedding space.
+
+        Embeddings of different models have different scales, so this is not
+        a model-selection criterion across hyperparameters.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : Ignored
+
+        Returns
+        -------
+        score : float
+        """
+        check_is_fitted(self)
+        Z = self.transform(X)
+        centers = np.asarray(self.cluster_centers_, dtype=np.float64)
+        sq = ((Z[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2)
+        return -float(sq.min(axis=1).sum())
+
+    @property
+    def _n_features_out(self):
+        return self.module_.encoder[-1].out_features
