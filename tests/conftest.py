@@ -1,0 +1,57 @@
+"""Fast settings shared by the tests: tiny networks, few epochs, CPU."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import make_blobs
+
+import skdeepcluster
+
+#: Settings every clusterer accepts (the base class's shared parameters).
+FAST_SHARED = dict(
+    hidden_dims=(32,),
+    embedding_dim=3,
+    pretrain_epochs=15,
+    max_epochs=8,
+    batch_size=32,
+    device="cpu",
+    random_state=0,
+)
+
+#: Extra settings for a method whose defaults are too slow for tests; a new
+#: method only needs an entry here if FAST_SHARED is not enough.
+FAST_EXTRA = {}
+
+
+def fast_autoencoder(**overrides):
+    """A small AutoEncoder. Adam, because sklearn's checks feed unscaled data
+    on which the default SGD recipe (learning rate 1.0, meant for features in
+    [0, 1]) diverges."""
+    params = dict(
+        hidden_dims=(32,), embedding_dim=3, max_epochs=15, batch_size=32,
+        optimizer="adam", learning_rate=0.01, device="cpu", random_state=0,
+    )
+    params.update(overrides)
+    return skdeepcluster.AutoEncoder(**params)
+
+
+def fast(cls, **overrides):
+    """An instance of ``cls`` with test-speed settings, starting from a small
+    unfitted autoencoder."""
+    params = {
+        **FAST_SHARED,
+        "autoencoder": fast_autoencoder(),
+        **FAST_EXTRA.get(cls.__name__, {}),
+        **overrides,
+    }
+    return cls(**params)
+
+
+CLUSTERERS = skdeepcluster.CLUSTERERS
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.fixture
+def blobs():
+    X, y = make_blobs(n_samples=240, n_features=12, centers=3, cluster_std=1.0, random_state=0)
+    return X.astype(np.float32), y
