@@ -9,7 +9,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._core.autoencoder import ACTIVATIONS, MLPAutoEncoder, masking_noise
 from ._core.cache import cached_call
 from ._core.data import DeviceData
-from ._core.device import resolve_device
+from ._core.device import resolve_device, seeded
 from ._core.params import Anything, Integer, LayerSizes, Options, Real
 from ._core.training import train
 from .base import DEVICE_RULE, TorchEstimatorMixin, seed_from
@@ -48,8 +48,7 @@ def _train_autoencoder(X, config, seed, device_type, verbose):
     Returns the CPU ``state_dict`` and the per-epoch history.
     """
     device = torch.device(device_type)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         module = _network(X.shape[1], config)
     module = module.to(device).train()
     data = DeviceData(X, device)
@@ -234,8 +233,7 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
 
     def _build_network(self, n_features, seed):
         """A freshly initialised network with this configuration."""
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded(seed):
             return _network(n_features, self._config())
 
     def fit(self, X, y=None):
@@ -265,7 +263,7 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
             device_type=self.device_.type,
             verbose=self.verbose,
         )
-        module = _network(X.shape[1], config)
+        module = self._build_network(X.shape[1], seed)
         module.load_state_dict(state)
         self.module_ = module.to(self.device_).eval()
         self.history_ = history

@@ -14,14 +14,14 @@ import warnings
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin
+from sklearn.base import BaseEstimator, clone, ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._core.data import DeviceData
-from ._core.device import available_or_cpu, resolve_device
+from ._core.device import available_or_cpu, resolve_device, seeded
 from ._core.params import AnyOf, Anything, Integer, LayerSizes, Options, Real, validate_params
 from ._core.training import train
 
@@ -239,8 +239,7 @@ class BaseDeepClusterer(
 
         autoencoder = self._pretrained_autoencoder(X, ae_state)
         self.autoencoder_ = autoencoder
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded(seed):
             module = self._build_module(n_features, autoencoder, seed)
         self.module_ = module.to(self.device_)
 
@@ -250,8 +249,7 @@ class BaseDeepClusterer(
             "n_batches": -(-n_samples // self.batch_size),
         }
         try:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
+            with seeded(seed):
                 initial_labels = self._init_clusters(self._embed_all(data), data, seed)
             optimizer = self._make_optimizer(self.module_.parameters())
             self.module_.train()
@@ -277,10 +275,11 @@ class BaseDeepClusterer(
         self.n_steps_ = result.n_steps
         self.converged_ = result.converged
         self._finish_fit()
-        self.labels_ = self.predict(X)
+        module = self._inference_copy(self.module_)
+        self.labels_ = self._map_batches(X, self._hard_assign, module).astype(np.int64)
         self._warn_empty_clusters()
         if hasattr(self, "cluster_centers_"):
-            self.inertia_ = -self.score(X)
+            self.inertia_ = self._inertia(self._map_batches(X, self._embed, module))
         return self
 
     def _check_method_params(self, X):
@@ -309,7 +308,11 @@ class BaseDeepClusterer(
                     f"features but X has {X.shape[1]}."
                 )
             return given
-        return copy.deepcopy(given).fit(X)
+        # the given recipe, run on this estimator's device and verbosity
+        autoencoder = clone(given).set_params(device=self.device, verbose=max(given.verbose, self.verbose))
+        if autoencoder.memory is None:
+            autoencoder.set_params(memory=self.memory)
+        return autoencoder.fit(X)
 
     def _warn_empty_clusters(self):
         counts = np.bincount(self.labels_, minlength=self.n_clusters)
@@ -406,11 +409,15 @@ class BaseDeepClusterer(
         -------
         score : float
         """
-        check_is_fitted(self)
-        Z = self.transform(X)
+        return -self._inertia(self.transform(X))
+
+    def _inertia(self, Z):
         centers = np.asarray(self.cluster_centers_, dtype=np.float64)
-        sq = ((Z[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2)
-        return -float(sq.min(axis=1).sum())
+        total = 0.0
+        for start in range(0, Z.shape[0], _INFERENCE_CHUNK):
+            block = Z[start : start + _INFERENCE_CHUNK]
+            total += ((block[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2).min(axis=1).sum()
+        return float(total)
 
     @property
     def _n_features_out(self):

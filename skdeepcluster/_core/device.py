@@ -87,3 +87,22 @@ def available_or_cpu(device):
     if device.type == "mps" and not _mps_available():
         return torch.device("cpu")
     return device
+
+
+class seeded:
+    """Context in which torch's global CPU generator is seeded with ``seed``
+    and restored afterwards, so that building a network never changes the
+    caller's random stream."""
+
+    def __init__(self, seed):
+        self.seed = seed
+        self._fork = None
+
+    def __enter__(self):
+        self._fork = torch.random.fork_rng(devices=[])
+        self._fork.__enter__()
+        torch.manual_seed(self.seed)
+        return self
+
+    def __exit__(self, *exc):
+        return self._fork.__exit__(*exc)

@@ -1,0 +1,250 @@
+"""Behaviour every clustering estimator shares, run over skdeepcluster.CLUSTERERS."""
+
+import pickle
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from sklearn.base import clone
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import MinMaxScaler
+
+from conftest import CLUSTERERS, CUDA, fast
+
+pytestmark = pytest.mark.parametrize("cls", CLUSTERERS, ids=lambda c: c.__name__)
+
+
+@pytest.fixture
+def fitted(cls, blobs):
+    X, _ = blobs
+    return fast(cls, n_clusters=3).fit(X), X
+
+
+def test_labels_equal_predict_on_training_data(cls, fitted):
+    est, X = fitted
+    np.testing.assert_array_equal(est.labels_, est.predict(X))
+    assert est.labels_.dtype == np.int64
+    assert set(np.unique(est.labels_)) <= set(range(3))
+
+
+def test_predict_proba_rows_sum_to_one_and_argmax_is_predict(cls, fitted):
+    est, X = fitted
+    proba = est.predict_proba(X)
+    assert proba.shape == (X.shape[0], 3)
+    assert np.all(proba >= 0)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-10)
+    np.testing.assert_array_equal(proba.argmax(axis=1), est.predict(X))
+
+
+def test_transform_and_feature_names(cls, fitted):
+    est, X = fitted
+    Z = est.transform(X)
+    assert Z.shape[0] == X.shape[0] and Z.ndim == 2
+    assert np.isfinite(Z).all()
+    names = est.get_feature_names_out()
+    assert len(names) == Z.shape[1]
+    assert names[0].startswith(cls.__name__.lower())
+
+
+def test_history_and_iterations(cls, fitted):
+    est, _ = fitted
+    assert 1 <= est.n_iter_ <= est.max_epochs
+    assert len(est.history_) == est.n_iter_
+    for record in est.history_:
+        assert {"epoch", "loss", "delta_label", "time"} <= set(record)
+        assert np.isfinite(record["loss"])
+
+
+def test_learns_separated_blobs(cls, blobs):
+    from sklearn.metrics import adjusted_rand_score
+
+    X, y = blobs
+    est = fast(cls, n_clusters=3).fit(MinMaxScaler().fit_transform(X))
+    assert adjusted_rand_score(y, est.labels_) > 0.9
+
+
+def test_pickle_round_trip(cls, fitted):
+    est, X = fitted
+    restored = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(restored.predict(X), est.predict(X))
+    np.testing.assert_allclose(restored.predict_proba(X), est.predict_proba(X))
+
+
+def test_same_random_state_same_labels(cls, blobs):
+    X, _ = blobs
+    first = fast(cls, n_clusters=3, random_state=7).fit(X)
+    second = fast(cls, n_clusters=3, random_state=7).fit(X)
+    np.testing.assert_array_equal(first.labels_, second.labels_)
+    np.testing.assert_allclose(first.transform(X), second.transform(X))
+
+
+def test_does_not_touch_global_rngs(cls, blobs):
+    X, _ = blobs
+    torch.manual_seed(123)
+    np.random.seed(123)
+    fast(cls, n_clusters=3).fit(X)
+    after_torch, after_numpy = torch.rand(1).item(), np.random.rand()
+    torch.manual_seed(123)
+    np.random.seed(123)
+    assert (torch.rand(1).item(), np.random.rand()) == (after_torch, after_numpy)
+
+
+def test_pandas_input_sets_feature_names(cls, blobs):
+    pd = pytest.importorskip("pandas")
+    X, _ = blobs
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    est = fast(cls, n_clusters=3).fit(frame)
+    np.testing.assert_array_equal(est.feature_names_in_, frame.columns)
+    np.testing.assert_array_equal(est.predict(frame), est.labels_)
+    np.testing.assert_array_equal(est.labels_, fast(cls, n_clusters=3).fit(X).labels_)
+
+
+def test_set_output_pandas(cls, fitted):
+    pd = pytest.importorskip("pandas")
+    est, X = fitted
+    out = est.set_output(transform="pandas").transform(X)
+    assert isinstance(out, pd.DataFrame)
+    est.set_output(transform="default")
+
+
+def test_sparse_input_matches_dense(cls, blobs):
+    X, _ = blobs
+    X = np.where(np.abs(X) < 3, 0, X).astype(np.float32)  # genuinely sparse
+    dense = fast(cls, n_clusters=3).fit(X)
+    for fmt in (sp.csr_matrix, sp.csc_matrix, sp.csr_array):
+        sparse = fast(cls, n_clusters=3).fit(fmt(X))
+        np.testing.assert_array_equal(sparse.labels_, dense.labels_)
+        np.testing.assert_allclose(sparse.transform(fmt(X)), dense.transform(X), atol=1e-6)
+
+
+def test_in_a_pipeline_with_clone(cls, blobs):
+    X, _ = blobs
+    pipe = make_pipeline(MinMaxScaler(), fast(cls, n_clusters=3))
+    labels = clone(pipe).fit_predict(X)
+    assert labels.shape == (X.shape[0],)
+
+
+def test_memory_caches_pretraining(cls, blobs, tmp_path):
+    X, _ = blobs
+    first = fast(cls, n_clusters=3, memory=str(tmp_path)).fit(X)
+    assert first.autoencoder_.from_cache_ is False
+    second = fast(cls, n_clusters=3, memory=str(tmp_path)).fit(X)
+    assert second.autoencoder_.from_cache_ is True
+    np.testing.assert_array_equal(first.labels_, second.labels_)
+    changed_data = fast(cls, n_clusters=3, memory=str(tmp_path)).fit(X[:-1])
+    assert changed_data.autoencoder_.from_cache_ is False
+
+
+def test_default_pretraining_path_is_cached(cls, blobs, tmp_path):
+    X, _ = blobs
+    X = MinMaxScaler().fit_transform(X)
+    kwargs = dict(n_clusters=3, autoencoder=None, pretrain_epochs=3, max_epochs=1, memory=str(tmp_path))
+    assert fast(cls, **kwargs).fit(X).autoencoder_.from_cache_ is False
+    assert fast(cls, **kwargs).fit(X).autoencoder_.from_cache_ is True
+
+
+def test_starts_from_a_fitted_autoencoder(cls, blobs):
+    from conftest import fast_autoencoder
+
+    X, _ = blobs
+    ae = fast_autoencoder().fit(X)
+    before = {k: v.clone() for k, v in ae.module_.state_dict().items()}
+    est = fast(cls, n_clusters=3, autoencoder=ae).fit(X)
+    assert est.autoencoder_ is ae
+    for key, value in ae.module_.state_dict().items():  # the given one is not trained further
+        torch.testing.assert_close(value, before[key])
+
+
+def test_verbose_shows_progress_on_stderr(cls, blobs, capsys):
+    X, _ = blobs
+    fast(cls, n_clusters=3, verbose=1).fit(X)
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "pretraining" in captured.err and cls.__name__ in captured.err
+
+
+# -- errors --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (np.array([[0.0, np.nan], [1.0, 2.0], [3.0, 4.0]]), "NaN"),
+        (np.array([[0.0, np.inf], [1.0, 2.0], [3.0, 4.0]]), "infinity"),
+        (np.empty((0, 3)), "0 sample"),
+        (np.ones((1, 3)), "1 sample"),
+    ],
+    ids=["nan", "inf", "empty", "one-sample"],
+)
+def test_bad_input_raises(cls, bad, match):
+    with pytest.raises(ValueError, match=match):
+        fast(cls, n_clusters=1).fit(bad)
+
+
+def test_more_clusters_than_samples(cls):
+    with pytest.raises(ValueError, match="n_clusters=5 must be <= n_samples=4"):
+        fast(cls, n_clusters=5).fit(np.random.RandomState(0).rand(4, 3))
+
+
+def test_wrong_feature_count_at_predict(cls, fitted):
+    est, X = fitted
+    for method in ("predict", "predict_proba", "transform", "score"):
+        with pytest.raises(ValueError, match="features"):
+            getattr(est, method)(X[:, :-1])
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"batch_size": 0}, "'batch_size' parameter .* must be an int >= 1; got 0"),
+        ({"max_epochs": -1}, "'max_epochs' parameter .* must be an int >= 0"),
+        ({"pretrain_epochs": 2.5}, "'pretrain_epochs' parameter"),
+        ({"learning_rate": 0.0}, "'learning_rate' parameter .* > 0"),
+        ({"n_clusters": 0}, "'n_clusters' parameter"),
+        ({"hidden_dims": (32, 0)}, "'hidden_dims' parameter"),
+        ({"device": "tpu"}, "device must be"),
+        ({"device": 3}, "device must be"),
+    ],
+)
+def test_bad_parameters_raise(cls, blobs, params, match):
+    X, _ = blobs
+    with pytest.raises(ValueError, match=match):
+        fast(cls, **{"n_clusters": 3, **params}).fit(X)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is present here")
+def test_absent_cuda_is_a_clear_error(cls, blobs):
+    X, _ = blobs
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        fast(cls, n_clusters=3, device="cuda").fit(X)
+
+
+def test_autoencoder_of_wrong_type(cls, blobs):
+    X, _ = blobs
+    with pytest.raises(TypeError, match="autoencoder must be"):
+        fast(cls, n_clusters=3, autoencoder="pretrained").fit(X)
+
+
+def test_diverging_loss_stops_with_a_clear_error(cls, blobs):
+    X, _ = blobs
+    with pytest.raises(FloatingPointError, match="diverged"):
+        fast(cls, n_clusters=3, learning_rate=1e12).fit(X * 1e3)
+
+
+# -- GPU ----------------------------------------------------------------------------
+
+
+@CUDA
+def test_cuda_fit_predict_and_cpu_pickle(cls, blobs):
+    X, _ = blobs
+    est = fast(cls, n_clusters=3, device="cuda", autoencoder=None).fit(MinMaxScaler().fit_transform(X))
+    assert est.device_.type == "cuda"
+    np.testing.assert_array_equal(est.labels_, est.predict(MinMaxScaler().fit_transform(X)))
+    state = est.__getstate__()
+    tensors = [v for v in state.values() if isinstance(v, (torch.Tensor, torch.nn.Module))]
+    for value in tensors:
+        params = value.parameters() if isinstance(value, torch.nn.Module) else [value]
+        assert all(p.device.type == "cpu" for p in params)
+    restored = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(restored.predict(MinMaxScaler().fit_transform(X)), est.labels_)
