@@ -1,6 +1,7 @@
 """The public autoencoder transformer, and the pretraining every method shares."""
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
@@ -32,8 +33,20 @@ def _network(n_features, config):
 def reconstruction_loss(x_hat, x, loss):
     """Per-element mean reconstruction error: ``"mse"`` or ``"bce"``."""
     if loss == "bce":
-        return F.binary_cross_entropy(x_hat.clamp(1e-7, 1 - 1e-7), x)
+        return F.binary_cross_entropy(x_hat.clamp(1e-7, 1 - 1e-7), x.clamp(0, 1))
     return F.mse_loss(x_hat, x)
+
+
+def check_unit_interval(X, reason):
+    """Raise a ValueError unless every entry of X lies in [0, 1]."""
+    values = X.data if sp.issparse(X) else X
+    low = min(float(values.min()), 0.0) if values.size else 0.0
+    high = float(values.max()) if values.size else 0.0
+    if low < -1e-6 or high > 1 + 1e-6:
+        raise ValueError(
+            f"{reason} needs every feature in [0, 1]; X spans [{low:.4g}, {high:.4g}]. "
+            "Rescale it (e.g. sklearn.preprocessing.MinMaxScaler) or use loss='mse'."
+        )
 
 
 def make_optimizer(name, parameters, learning_rate, momentum):
@@ -250,6 +263,8 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         """
         self._validate_params()
         X = self._validate_X(X, reset=True)
+        if self.loss == "bce":
+            check_unit_interval(X, "loss='bce'")
         self.device_ = self._resolve_device()
         seed = seed_from(self.random_state)
         config = self._config()

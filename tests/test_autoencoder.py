@@ -1,0 +1,85 @@
+"""The public AutoEncoder transformer."""
+
+import numpy as np
+import pytest
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import MinMaxScaler
+
+from conftest import fast_autoencoder
+from skdeepcluster import AutoEncoder
+
+
+def test_transform_inverse_transform_shapes(blobs):
+    X, _ = blobs
+    ae = fast_autoencoder().fit(X)
+    Z = ae.transform(X)
+    assert Z.shape == (X.shape[0], 3) and Z.dtype == np.float64
+    assert ae.inverse_transform(Z).shape == X.shape
+    assert ae.reconstruction_error(X).shape == (X.shape[0],)
+    with pytest.raises(ValueError, match="embedding_dim=3"):
+        ae.inverse_transform(Z[:, :2])
+
+
+def test_training_lowers_reconstruction_error(blobs):
+    X, _ = blobs
+    X = MinMaxScaler().fit_transform(X)
+    untrained = fast_autoencoder(max_epochs=0).fit(X)
+    trained = fast_autoencoder(max_epochs=30).fit(X)
+    assert trained.reconstruction_error(X).mean() < 0.5 * untrained.reconstruction_error(X).mean()
+    losses = [h["loss"] for h in trained.history_]
+    assert losses[-1] < losses[0]
+
+
+def test_default_sgd_recipe_on_scaled_data(blobs):
+    X, y = blobs
+    X = MinMaxScaler().fit_transform(X)
+    ae = AutoEncoder(hidden_dims=(32,), embedding_dim=3, max_epochs=30, batch_size=32, device="cpu", random_state=0)
+    labels = make_pipeline(ae, KMeans(3, n_init=10, random_state=0)).fit_predict(X)
+    assert adjusted_rand_score(y, labels) > 0.9
+
+
+def test_bce_with_sigmoid_output_and_batch_norm(blobs):
+    X, _ = blobs
+    X = MinMaxScaler().fit_transform(X)
+    ae = fast_autoencoder(loss="bce", output_activation="sigmoid", batch_norm=True, activation="elu").fit(X)
+    X_hat = ae.inverse_transform(ae.transform(X))
+    assert X_hat.min() >= 0 and X_hat.max() <= 1
+
+
+def test_cache_hit_skips_training(blobs, tmp_path):
+    X, _ = blobs
+    first = fast_autoencoder(memory=str(tmp_path)).fit(X)
+    second = fast_autoencoder(memory=str(tmp_path), verbose=1).fit(X)  # verbose is not part of the key
+    assert (first.from_cache_, second.from_cache_) == (False, True)
+    np.testing.assert_array_equal(first.transform(X), second.transform(X))
+    other_seed = fast_autoencoder(memory=str(tmp_path), random_state=1).fit(X)
+    assert other_seed.from_cache_ is False
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"optimizer": "rmsprop"}, "'optimizer' parameter"),
+        ({"input_noise": 1.0}, "'input_noise' parameter"),
+        ({"loss": "l1"}, "'loss' parameter"),
+        ({"embedding_dim": 0}, "'embedding_dim' parameter"),
+        ({"momentum": -0.1}, "'momentum' parameter"),
+    ],
+)
+def test_bad_parameters(blobs, params, match):
+    with pytest.raises(ValueError, match=match):
+        fast_autoencoder(**params).fit(blobs[0])
+
+
+def test_unscaled_data_with_sgd_fails_loudly_not_silently():
+    X = np.random.RandomState(0).randn(200, 20).astype(np.float32) * 1e4
+    ae = AutoEncoder(hidden_dims=(32,), embedding_dim=3, max_epochs=5, device="cpu", random_state=0)
+    with pytest.raises(FloatingPointError, match="diverged"):
+        ae.fit(X)
+
+
+def test_bce_needs_unit_interval(blobs):
+    with pytest.raises(ValueError, match=r"loss='bce' needs every feature in \[0, 1\]"):
+        fast_autoencoder(loss="bce").fit(blobs[0])

@@ -1,0 +1,142 @@
+"""Shared machinery: devices, parameter rules, data batches, the training loop."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from skdeepcluster._core.cache import cached_call
+from skdeepcluster._core.data import DeviceData
+from skdeepcluster._core.device import available_or_cpu, resolve_device, seeded
+from skdeepcluster._core.params import Integer, LayerSizes, Options, Real
+from skdeepcluster._core.training import train
+
+
+def test_resolve_device():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device(torch.device("cpu")) == torch.device("cpu")
+    expected = "cuda" if torch.cuda.is_available() else None
+    if expected is None:
+        assert resolve_device("auto").type in ("cpu", "mps")
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            resolve_device("cuda:0")
+    else:
+        assert resolve_device("auto").type == "cuda"
+        with pytest.raises(ValueError, match="CUDA device"):
+            resolve_device(f"cuda:{torch.cuda.device_count()}")
+    for bad in ("gpu", "cuda:x", None, 0):
+        with pytest.raises(ValueError, match="device must be"):
+            resolve_device(bad)
+
+
+def test_available_or_cpu_falls_back():
+    if not torch.cuda.is_available():
+        assert available_or_cpu("cuda:0") == torch.device("cpu")
+    assert available_or_cpu("cpu") == torch.device("cpu")
+
+
+def test_seeded_restores_the_global_generator():
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    with seeded(0):
+        inside = torch.rand(3)
+    with seeded(0):
+        assert torch.equal(torch.rand(3), inside)
+    assert torch.equal(torch.rand(3), expected)
+
+
+@pytest.mark.parametrize(
+    "rule, good, bad",
+    [
+        (Integer(low=1), [1, np.int64(3)], [0, 1.5, True, None, "2"]),
+        (Real(low=0, low_open=True), [0.1, 3], [0, -1, float("nan"), float("inf"), True]),
+        (Options("a", None), ["a", None], ["b", 0]),
+        (LayerSizes(), [(), (3, 4), [5]], [(0,), 3, ("a",)]),
+    ],
+)
+def test_parameter_rules(rule, good, bad):
+    for value in good:
+        assert rule.accepts(value), value
+    for value in bad:
+        assert not rule.accepts(value), value
+        with pytest.raises(ValueError, match="'p' parameter of Est must be"):
+            rule.check("Est", "p", value)
+
+
+def test_sparse_batches_match_dense():
+    rng = np.random.RandomState(0)
+    X = rng.rand(50, 7) * (rng.rand(50, 7) > 0.6)
+    dense, sparse = DeviceData(X, "cpu"), DeviceData(sp.csr_matrix(X), "cpu")
+    index = torch.tensor([3, 0, 49, 7])
+    torch.testing.assert_close(dense.rows(index), sparse.rows(index))
+    torch.testing.assert_close(torch.cat(list(sparse.chunks(16))), dense.slice(0, 50))
+
+
+def test_device_data_copies_read_only_input():
+    X = np.ones((4, 2))
+    X.setflags(write=False)
+    data = DeviceData(X, "cpu")
+    data.rows(torch.tensor([0]))[:] = 5  # must not touch X
+    assert np.all(X == 1)
+
+
+def _linear_problem():
+    torch.manual_seed(0)
+    X = torch.randn(64, 3)
+    w = torch.nn.Parameter(torch.zeros(3))
+    target = X @ torch.tensor([1.0, -2.0, 0.5])
+    data = DeviceData(X.numpy(), "cpu")
+
+    def batch_loss(x, index):
+        return {"loss": ((x @ w - target[index]) ** 2).mean()}
+
+    return data, w, batch_loss
+
+
+def test_train_loop_minimises_and_records_history():
+    data, w, batch_loss = _linear_problem()
+    result = train(
+        data=data, batch_loss=batch_loss, optimizer=torch.optim.SGD([w], lr=0.1),
+        n_epochs=30, batch_size=16, generator=torch.Generator().manual_seed(0),
+    )
+    assert result.n_epochs == 30 and result.n_steps == 30 * 4
+    assert result.history[-1]["loss"] < 1e-3 < result.history[0]["loss"]
+    torch.testing.assert_close(w.detach(), torch.tensor([1.0, -2.0, 0.5]), atol=1e-2, rtol=0)
+
+
+def test_train_loop_checkpoints_and_tol():
+    data, w, batch_loss = _linear_problem()
+    calls = []
+
+    def checkpoint(step):
+        calls.append(step)
+        return torch.zeros(len(data), dtype=torch.long)  # labels never change
+
+    result = train(
+        data=data, batch_loss=batch_loss, optimizer=torch.optim.SGD([w], lr=0.1),
+        n_epochs=10, batch_size=16, generator=torch.Generator().manual_seed(0),
+        checkpoint=checkpoint, checkpoint_interval=3, tol=0.001,
+        initial_labels=torch.zeros(len(data), dtype=torch.long),
+    )
+    # step 0 never stops (as in IDEC); step 3 sees no change and stops
+    assert calls == [0, 3] and result.converged and result.n_steps == 3
+
+
+def test_train_loop_raises_on_divergence():
+    data, w, batch_loss = _linear_problem()
+    with pytest.raises(FloatingPointError, match="diverged"):
+        train(
+            data=data, batch_loss=batch_loss, optimizer=torch.optim.SGD([w], lr=1e6),
+            n_epochs=20, batch_size=16, generator=torch.Generator().manual_seed(0),
+        )
+
+
+def _square(value):
+    return value * value
+
+
+def test_cached_call(tmp_path):
+    assert cached_call(None, _square, value=3) == (9, False)
+    assert cached_call(str(tmp_path), _square, value=3) == (9, False)
+    assert cached_call(str(tmp_path), _square, value=3) == (9, True)

@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+from sklearn.cluster import KMeans
+from sklearn.datasets import make_blobs
+from sklearn.model_selection import GridSearchCV
+
+from skdeepcluster.metrics import SCORERS, accuracy_scorer, clustering_accuracy, purity_score
+from skdeepcluster.model_selection import FitAllScoreLabelled, validation_labels
+
+
+def test_accuracy_is_permutation_invariant():
+    y = np.array([0, 0, 1, 1, 2, 2])
+    assert clustering_accuracy(y, [2, 2, 0, 0, 1, 1]) == 1.0
+    assert clustering_accuracy(y, [0, 0, 0, 0, 1, 1]) == pytest.approx(4 / 6)
+    # more clusters than classes: unmatched clusters count as errors
+    assert clustering_accuracy([0, 0, 1, 1], [0, 1, 2, 3]) == 0.5
+
+
+def test_accuracy_against_brute_force():
+    from itertools import permutations
+
+    rng = np.random.RandomState(0)
+    y, p = rng.randint(0, 4, 60), rng.randint(0, 4, 60)
+    best = max(np.mean(np.array(perm)[p] == y) for perm in permutations(range(4)))
+    assert clustering_accuracy(y, p) == pytest.approx(best)
+
+
+def test_purity():
+    assert purity_score([0, 0, 1, 1], [0, 0, 0, 0]) == 0.5
+    assert purity_score([0, 0, 1, 1], [0, 1, 2, 3]) == 1.0
+
+
+def test_errors():
+    with pytest.raises(ValueError):
+        clustering_accuracy([0, 1], [0, 1, 1])
+    with pytest.raises(ValueError, match="empty"):
+        clustering_accuracy([], [])
+
+
+def test_validation_labels_protocol():
+    y = np.repeat(np.arange(5), 40)
+    y_search, validation, test = validation_labels(y, 0.1, random_state=0)
+    assert len(validation) == 20 and len(test) == 180
+    assert np.intersect1d(validation, test).size == 0
+    assert np.all(y_search[test] == -1) and np.all(y_search[validation] >= 0)
+    with pytest.raises(ValueError, match="validation_fraction"):
+        validation_labels(y, 1.5)
+    with pytest.raises(ValueError, match="-1"):
+        validation_labels(y_search)
+
+
+def test_fit_all_score_labelled_split():
+    y = np.array([-1, 3, -1, 0, -1])
+    ((train, score),) = list(FitAllScoreLabelled().split(np.zeros((5, 1)), y))
+    np.testing.assert_array_equal(train, np.arange(5))
+    np.testing.assert_array_equal(score, [1, 3])
+    with pytest.raises(ValueError, match="no labelled row"):
+        list(FitAllScoreLabelled().split(None, np.full(3, -1)))
+    with pytest.raises(ValueError, match="needs y"):
+        list(FitAllScoreLabelled().split(None))
+
+
+@pytest.mark.parametrize("scoring", [accuracy_scorer, SCORERS["purity"], "adjusted_rand_score"])
+def test_grid_search_with_two_jobs(scoring):
+    X, y = make_blobs(300, centers=4, random_state=0)
+    y_search, validation, test = validation_labels(y, 0.1, random_state=0)
+    search = GridSearchCV(
+        KMeans(n_init=3, random_state=0), {"n_clusters": [2, 3, 4, 6]},
+        cv=FitAllScoreLabelled(), scoring=scoring, n_jobs=2,
+    ).fit(X, y_search)
+    assert search.best_params_["n_clusters"] in (4, 6) if scoring is SCORERS["purity"] else search.best_params_ == {"n_clusters": 4}
+    assert clustering_accuracy(y[test], search.best_estimator_.labels_[test]) > 0.9
