@@ -136,8 +136,10 @@ class BaseDeepClusterer(
         The trainable network. Default: the pretrained autoencoder's network
         (or a freshly initialised one when ``pretrain_epochs=0``).
     _init_clusters(Z, data, seed)
-        Clustering parameters from the embedding ``Z`` of all rows; may
-        register new parameters on ``self.module_``. Returns initial labels.
+        Clustering parameters from the pretrained autoencoder's embedding
+        ``Z`` of all rows (a tensor on ``device_``); may register new
+        parameters on ``self.module_`` or run its own pretraining through
+        ``skdeepcluster._core.training.train``. Returns initial labels.
     _on_checkpoint(step, data) -> labels
         Whole-data update every ``_checkpoint_interval()`` steps (IDEC's
         target distribution, DKM's alpha schedule). Returns hard labels.
@@ -201,6 +203,15 @@ class BaseDeepClusterer(
         self.module_.train(was_training)
         return Z
 
+    def _pretrained_embedding(self, data):
+        """Embedding of every row by the pretrained autoencoder's encoder (by
+        the freshly built network when there was no pretraining)."""
+        if self.autoencoder_ is None:
+            return self._embed_all(data)
+        encoder = copy.deepcopy(self.autoencoder_.module_.encoder).to(self.device_).eval()
+        with torch.no_grad():
+            return torch.cat([encoder(x) for x in data.chunks(_INFERENCE_CHUNK)])
+
     def _kmeans(self, Z, seed, n_init=10):
         """sklearn KMeans on an embedding tensor; returns (centers, labels) tensors."""
         km = KMeans(self.n_clusters, n_init=n_init, random_state=seed)
@@ -250,7 +261,7 @@ class BaseDeepClusterer(
         }
         try:
             with seeded(seed):
-                initial_labels = self._init_clusters(self._embed_all(data), data, seed)
+                initial_labels = self._init_clusters(self._pretrained_embedding(data), data, seed)
             optimizer = self._make_optimizer(self.module_.parameters())
             self.module_.train()
             result = train(

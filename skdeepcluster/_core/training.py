@@ -21,8 +21,9 @@ class TrainingResult:
     ----------
     history : list of dict
         One entry per epoch: mean of every loss part, ``delta_label`` (the
-        fraction of labels that changed at the last checkpoint of the epoch,
-        when checkpoints run), ``time`` (seconds) and ``samples_per_second``.
+        fraction of labels that changed at the last checkpoint of the epoch)
+        and ``n_clusters_used`` (clusters owning at least one row there), when
+        checkpoints run; ``time`` (seconds) and ``samples_per_second``.
     n_epochs : int
         Epochs started.
     n_steps : int
@@ -99,7 +100,7 @@ def train(
     n_batches = math.ceil(n_samples / batch_size)
     interval = checkpoint_interval or n_batches
     previous_labels = initial_labels
-    delta_label = None
+    delta_label = n_clusters_used = None
     progress = Progress(phase, n_epochs, verbose)
     for epoch in range(n_epochs):
         start = time.perf_counter()
@@ -109,6 +110,7 @@ def train(
         for b in range(n_batches):
             if checkpoint is not None and result.n_steps % interval == 0:
                 labels = checkpoint(result.n_steps)
+                n_clusters_used = int(torch.unique(labels).numel())
                 if previous_labels is not None:
                     delta_label = (labels != previous_labels).double().mean().item()
                     if result.n_steps > 0 and delta_label < tol:
@@ -132,6 +134,8 @@ def train(
         means = {name: (value / max(seen, 1)).item() for name, value in sums.items()}
         _check_finite(means, phase)
         record = {"epoch": epoch, **means, "delta_label": delta_label}
+        if checkpoint is not None:
+            record["n_clusters_used"] = n_clusters_used
         record["time"] = elapsed
         record["samples_per_second"] = seen / elapsed if elapsed > 0 else float("nan")
         result.history.append(record)
