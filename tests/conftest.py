@@ -7,6 +7,10 @@ from sklearn.datasets import make_blobs
 
 import skdeepcluster
 
+# Tiny networks gain nothing from a second thread, and several torch
+# processes each spinning on every core slow each other down many times over.
+torch.set_num_threads(1)
+
 #: Settings every clusterer accepts (the base class's shared parameters).
 FAST_SHARED = dict(
     hidden_dims=(32,),

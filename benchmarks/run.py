@@ -1,0 +1,384 @@
+"""Benchmark every clustering method on the data available offline.
+
+Protocol (../shared/BENCHMARKS.md): the same seeds for every method; the deep
+methods of one seed share one pretrained autoencoder through the pretraining
+cache, so their differences come from the clustering stage; ACC (Hungarian),
+NMI, ARI, fit wall time and peak memory; mean +- std over seeds.
+
+Examples
+--------
+Quick look on the bundled digits (about two minutes on 2 cores)::
+
+    python benchmarks/run.py --quick
+
+The full run behind the README table (about an hour on 2 cores)::
+
+    python benchmarks/run.py --datasets digits mnist5k --seeds 0 1 2 3 4
+
+Results go to ``benchmarks/results/``: ``<name>.json`` (every run with
+versions, device, seeds and settings), ``<name>.md`` (the table) and
+``<name>.png`` (accuracy per method).
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+import threading
+import time
+
+import numpy as np
+import psutil
+import sklearn
+import torch
+from sklearn.cluster import KMeans, SpectralClustering
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+from sklearn.mixture import GaussianMixture
+from sklearn.pipeline import make_pipeline
+
+import skdeepcluster
+from skdeepcluster import AutoEncoder, DeepKMeans
+from skdeepcluster.datasets import load_digits_scaled, load_mnist_5k, make_dcn_synthetic
+from skdeepcluster.metrics import clustering_accuracy
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _synthetic():
+    X, y, _ = make_dcn_synthetic(random_state=0)
+    return X, y
+
+
+DATASETS = {"digits": load_digits_scaled, "mnist5k": load_mnist_5k, "synthetic": _synthetic}
+
+#: Run settings. "full" keeps every estimator's defaults (the papers');
+#: "quick" shortens training for a first look.
+SETTINGS = {
+    "full": {"pretrain_epochs": 300, "dkm_epochs": 100, "dkm_annealing_epochs": 200, "deep_max_epochs": None},
+    "quick": {"pretrain_epochs": 40, "dkm_epochs": 30, "dkm_annealing_epochs": 60, "deep_max_epochs": 30},
+}
+
+
+def _autoencoder(ctx):
+    return AutoEncoder(max_epochs=ctx["pretrain_epochs"], **ctx["common"])
+
+
+def _deep(cls, ctx, **params):
+    """A deep method sharing the seed's pretrained autoencoder (same settings, same cache)."""
+    if ctx["deep_max_epochs"] is not None and "max_epochs" not in params:
+        params["max_epochs"] = ctx["deep_max_epochs"]
+    return cls(ctx["n_clusters"], pretrain_epochs=ctx["pretrain_epochs"], **ctx["common"], **params)
+
+
+def _methods():
+    """Name -> factory(ctx). Methods not yet in the package are left out."""
+    methods = {
+        "KMeans": lambda c: KMeans(c["n_clusters"], n_init=10, random_state=c["seed"]),
+        "GMM": lambda c: GaussianMixture(c["n_clusters"], covariance_type="diag", random_state=c["seed"]),
+        "AE+KMeans": lambda c: make_pipeline(_autoencoder(c), KMeans(c["n_clusters"], n_init=20, random_state=c["seed"])),
+        "AE+GMM": lambda c: make_pipeline(_autoencoder(c), GaussianMixture(c["n_clusters"], random_state=c["seed"])),
+        "DKM^p": lambda c: _deep(DeepKMeans, c, embedding_dim=10, max_epochs=c["dkm_epochs"]),
+        "DKM^a": lambda c: DeepKMeans(
+            c["n_clusters"], alpha="annealing", pretrain_epochs=0, embedding_dim=10,
+            max_epochs=c["dkm_annealing_epochs"], **c["common"],
+        ),
+    }
+    if hasattr(skdeepcluster, "IDEC"):
+        methods["DEC"] = lambda c: _deep(skdeepcluster.DEC, c)
+        methods["IDEC"] = lambda c: _deep(skdeepcluster.IDEC, c)
+    if hasattr(skdeepcluster, "DAMIC"):
+        # DAMIC pretrains its own autoencoder (batch norm, sigmoid output, BCE), as its paper
+        methods["DAMIC"] = lambda c: skdeepcluster.DAMIC(
+            c["n_clusters"], **c["common"],
+            **({} if c["deep_max_epochs"] is None else {"max_epochs": c["deep_max_epochs"]}),
+        )
+    methods["Spectral"] = lambda c: SpectralClustering(
+        c["n_clusters"], affinity="nearest_neighbors", n_neighbors=10, random_state=c["seed"]
+    )
+    return methods
+
+
+DEFAULT_METHODS = {
+    "digits": ["KMeans", "GMM", "AE+KMeans", "AE+GMM", "DKM^p", "DKM^a", "DEC", "IDEC", "DAMIC"],
+    "mnist5k": ["KMeans", "GMM", "AE+KMeans", "AE+GMM", "DKM^p", "DKM^a", "DEC", "IDEC", "DAMIC"],
+    "synthetic": ["KMeans", "Spectral", "AE+KMeans", "DAMIC"],
+}
+
+
+class PeakMemory:
+    """Peak resident memory of this process above its level at entry (MB)."""
+
+    def __init__(self, interval=0.05):
+        self.interval = interval
+        self.process = psutil.Process()
+
+    def __enter__(self):
+        self.start = self.peak = self.process.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def _watch(self):
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, self.process.memory_info().rss)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.process.memory_info().rss)
+        self.megabytes = (self.peak - self.start) / 2**20
+
+
+def _scores(y, labels):
+    return {
+        "acc": clustering_accuracy(y, labels),
+        "nmi": normalized_mutual_info_score(y, labels),
+        "ari": adjusted_rand_score(y, labels),
+    }
+
+
+def _fit_labels(estimator, X):
+    return np.asarray(estimator.fit_predict(X))
+
+
+def _extra(estimator):
+    """Facts worth keeping from a fitted deep estimator."""
+    final = estimator[-1] if hasattr(estimator, "steps") else estimator
+    info = {}
+    for name in ("n_iter_", "converged_", "n_active_clusters_"):
+        if hasattr(final, name):
+            value = getattr(final, name)
+            info[name.rstrip("_")] = value.item() if hasattr(value, "item") else value
+    if hasattr(final, "labels_"):
+        info["cluster_sizes"] = np.bincount(final.labels_, minlength=getattr(final, "n_clusters", 0)).tolist()
+    return info
+
+
+def bare_pretraining_speed(X, epochs, batch_size=256, noise=0.2, lr=1.0, momentum=0.9, seed=0):
+    """Samples/second of a plain PyTorch loop with AutoEncoder's default recipe.
+
+    Written without the package: the same d-500-500-2000-10 ReLU network,
+    Glorot init, masking noise, per-element MSE, SGD with momentum, random
+    batches sliced from a tensor. Median over epochs.
+    """
+    torch.manual_seed(seed)
+    d = X.shape[1]
+    sizes = [d, 500, 500, 2000, 10, 2000, 500, 500, d]
+    layers = []
+    for i in range(len(sizes) - 1):
+        layers.append(torch.nn.Linear(sizes[i], sizes[i + 1]))
+        if i not in (3, len(sizes) - 2):  # linear embedding and output
+            layers.append(torch.nn.ReLU())
+    net = torch.nn.Sequential(*layers)
+    for layer in net:
+        if isinstance(layer, torch.nn.Linear):
+            torch.nn.init.xavier_uniform_(layer.weight)
+            torch.nn.init.zeros_(layer.bias)
+    data = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+    opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum)
+    n = data.shape[0]
+    rates = []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        order = torch.randperm(n)
+        for b in range(0, n, batch_size):
+            x = data[order[b : b + batch_size]]
+            noisy = x * (torch.rand(x.shape) >= noise)
+            loss = torch.nn.functional.mse_loss(net(noisy), x)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        loss.item()
+        rates.append(n / (time.perf_counter() - start))
+    return float(np.median(rates))
+
+
+def measure_pretraining_speed(X, epochs=6, rounds=2):
+    """Ours vs the bare loop, interleaved so that machine load hits both alike."""
+    ours, bare = [], []
+    for r in range(rounds):
+        ae = AutoEncoder(max_epochs=epochs, device="cpu", random_state=r).fit(X)
+        ours.append(float(np.median([h["samples_per_second"] for h in ae.history_])))
+        bare.append(bare_pretraining_speed(X, epochs, seed=r))
+    ours_rate, bare_rate = float(np.median(ours)), float(np.median(bare))
+    return {
+        "epochs_per_round": epochs,
+        "rounds": rounds,
+        "skdeepcluster_samples_per_second": ours_rate,
+        "bare_pytorch_samples_per_second": bare_rate,
+        "ratio": ours_rate / bare_rate,
+    }
+
+
+def environment(device):
+    info = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "sklearn": sklearn.__version__,
+        "numpy": np.__version__,
+        "skdeepcluster": skdeepcluster.__version__,
+        "device": device,
+    }
+    if device.startswith("cuda") and torch.cuda.is_available():
+        info["device_name"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def summarise(records, methods):
+    """Markdown table: mean +- std over seeds per method."""
+    lines = [
+        "| method | ACC | NMI | ARI | fit time (s) | peak memory (MB) | seeds |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for method in methods:
+        rows = [r for r in records if r["method"] == method and "error" not in r]
+        if not rows:
+            continue
+        cells = []
+        for key in ("acc", "nmi", "ari", "fit_seconds", "peak_memory_mb"):
+            values = np.array([r[key] for r in rows], dtype=float)
+            digits = 3 if key in ("acc", "nmi", "ari") else 1
+            cells.append(f"{values.mean():.{digits}f} ± {values.std():.{digits}f}")
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {len(rows)} |")
+    return "\n".join(lines)
+
+
+def plot(records, methods, title, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names, means, stds = [], [], []
+    for method in methods:
+        values = [r["acc"] for r in records if r["method"] == method and "error" not in r]
+        if values:
+            names.append(method)
+            means.append(np.mean(values))
+            stds.append(np.std(values))
+    fig, ax = plt.subplots(figsize=(1.1 * len(names) + 2, 3.6))
+    ax.bar(names, means, yerr=stds, capsize=4, color="#4c72b0")
+    ax.set_ylabel("clustering accuracy")
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    for i, m in enumerate(means):
+        ax.text(i, m + 0.02, f"{m:.3f}", ha="center", fontsize=8)
+    plt.xticks(rotation=30, ha="right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run_dataset(name, seeds, methods, settings, device, cache, log):
+    X, y = DATASETS[name]()
+    n_clusters = len(np.unique(y))
+    available = _methods()
+    methods = [m for m in methods if m in available]
+    records, pretraining = [], []
+    for seed in seeds:
+        ctx = dict(settings, n_clusters=n_clusters, seed=seed)
+        ctx["common"] = dict(device=device, memory=cache, random_state=seed)
+        # Pretrain the shared autoencoder first, so that every deep method's
+        # fit time below is its clustering stage plus a cache read.
+        start = time.perf_counter()
+        ae = _autoencoder(ctx).fit(X)
+        pretraining.append({"seed": seed, "seconds": time.perf_counter() - start, "from_cache": ae.from_cache_})
+        for method in methods:
+            estimator = available[method](ctx)
+            record = {"dataset": name, "method": method, "seed": seed}
+            try:
+                with PeakMemory() as memory:
+                    start = time.perf_counter()
+                    labels = _fit_labels(estimator, X)
+                    record["fit_seconds"] = time.perf_counter() - start
+                record["peak_memory_mb"] = memory.megabytes
+                record.update(_scores(y, labels))
+                record.update(_extra(estimator))
+            except Exception as exc:  # a failing method is reported, not hidden
+                record["error"] = f"{type(exc).__name__}: {exc}"
+            records.append(record)
+            log(json.dumps({k: v for k, v in record.items() if k != "cluster_sizes"}, default=str))
+    return records, pretraining, methods
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", nargs="+", default=None, choices=sorted(DATASETS))
+    parser.add_argument("--methods", nargs="+", default=None)
+    parser.add_argument("--seeds", nargs="+", type=int, default=None)
+    parser.add_argument("--quick", action="store_true", help="short training, digits, one seed")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--cache", default=os.path.join(HERE, "cache"))
+    parser.add_argument("--out", default=os.path.join(HERE, "results"))
+    parser.add_argument("--name", default=None, help="file name stem of the results")
+    parser.add_argument("--speed", action="store_true", help="also compare pretraining speed with a bare PyTorch loop")
+    args = parser.parse_args(argv)
+
+    settings = SETTINGS["quick" if args.quick else "full"]
+    datasets = args.datasets or (["digits"] if args.quick else ["digits", "mnist5k"])
+    seeds = args.seeds or ([0] if args.quick else [0, 1, 2, 3, 4])
+    name = args.name or ("quick" if args.quick else "_".join(datasets))
+    os.makedirs(args.out, exist_ok=True)
+
+    def log(line):
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    result = {
+        "environment": environment(args.device),
+        "settings": settings,
+        "seeds": seeds,
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "datasets": {},
+    }
+    tables = []
+    for dataset in datasets:
+        methods = args.methods or DEFAULT_METHODS[dataset]
+        records, pretraining, methods = run_dataset(dataset, seeds, methods, settings, args.device, args.cache, log)
+        entry = {"records": records, "pretraining": pretraining, "methods": methods}
+        if args.speed and dataset != "synthetic":
+            X, _ = DATASETS[dataset]()
+            entry["pretraining_speed"] = measure_pretraining_speed(X)
+            log(json.dumps(entry["pretraining_speed"]))
+        result["datasets"][dataset] = entry
+        table = summarise(records, methods)
+        header = f"### {dataset} ({len(seeds)} seed{'s' if len(seeds) > 1 else ''}, {args.device})"
+        notes = []
+        pre = [p["seconds"] for p in pretraining if not p["from_cache"]]
+        if pre:
+            notes.append(
+                f"Shared autoencoder pretraining: {np.mean(pre):.1f} s per seed, not included in the "
+                "deep methods' fit time (DKM^a and DAMIC pretrain on their own and include it)."
+            )
+        if "pretraining_speed" in entry:
+            s = entry["pretraining_speed"]
+            notes.append(
+                f"Pretraining speed: {s['skdeepcluster_samples_per_second']:.0f} samples/s with "
+                f"AutoEncoder vs {s['bare_pytorch_samples_per_second']:.0f} with a bare PyTorch loop "
+                f"(ratio {s['ratio']:.2f})."
+            )
+        errors = [f"{r['method']} seed {r['seed']}: {r['error']}" for r in records if "error" in r]
+        notes += [f"Failed: {e}" for e in errors]
+        tables.append("\n\n".join([header, table] + notes))
+        plot(records, methods, f"{dataset}: accuracy over {len(seeds)} seed(s)", os.path.join(args.out, f"{name}_{dataset}.png"))
+
+    result["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    with open(os.path.join(args.out, f"{name}.json"), "w") as handle:
+        json.dump(result, handle, indent=1, default=str)
+    env = result["environment"]
+    machine = f"{env['cpu_count']} CPU cores, torch {env['torch']}, {env.get('device_name', env['device'])}"
+    markdown = f"## Benchmark `{name}` ({result['finished']}, {machine})\n\n" + "\n\n".join(tables) + "\n"
+    with open(os.path.join(args.out, f"{name}.md"), "w") as handle:
+        handle.write(markdown)
+    sys.stdout.write(markdown)
+    return result
+
+
+if __name__ == "__main__":
+    main()
