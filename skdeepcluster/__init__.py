@@ -2,11 +2,12 @@
 
 from ._autoencoder import AutoEncoder
 from ._deep_kmeans import DeepKMeans
+from ._idec import DEC, IDEC
 from .base import BaseDeepClusterer
 
 __version__ = "0.1.0.dev0"
 
 #: Every public clustering estimator; the common tests run over this tuple.
-CLUSTERERS = (DeepKMeans,)
+CLUSTERERS = (DeepKMeans, IDEC, DEC)
 
-__all__ = ["AutoEncoder", "BaseDeepClusterer", "DeepKMeans", "CLUSTERERS", "__version__"]
+__all__ = ["AutoEncoder", "BaseDeepClusterer", "DeepKMeans", "IDEC", "DEC", "CLUSTERERS", "__version__"]
