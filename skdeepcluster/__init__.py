@@ -1,6 +1,7 @@
 """Deep clustering estimators for scikit-learn, on PyTorch."""
 
 from ._autoencoder import AutoEncoder
+from ._damic import DAMIC
 from ._deep_kmeans import DeepKMeans
 from ._idec import DEC, IDEC
 from .base import BaseDeepClusterer
@@ -8,6 +9,6 @@ from .base import BaseDeepClusterer
 __version__ = "0.1.0.dev0"
 
 #: Every public clustering estimator; the common tests run over this tuple.
-CLUSTERERS = (DeepKMeans, IDEC, DEC)
+CLUSTERERS = (DeepKMeans, IDEC, DEC, DAMIC)
 
-__all__ = ["AutoEncoder", "BaseDeepClusterer", "DeepKMeans", "IDEC", "DEC", "CLUSTERERS", "__version__"]
+__all__ = ["AutoEncoder", "BaseDeepClusterer", "DeepKMeans", "IDEC", "DEC", "DAMIC", "CLUSTERERS", "__version__"]

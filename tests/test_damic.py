@@ -1,0 +1,273 @@
+"""DAMIC: the mixture loss, its posterior, the batched experts and both decision rules."""
+
+import numpy as np
+import pytest
+import torch
+from scipy.special import logsumexp, softmax
+from sklearn.datasets import make_blobs
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import adjusted_rand_score
+from sklearn.preprocessing import minmax_scale
+
+from conftest import fast
+from skdeepcluster import DAMIC
+from skdeepcluster._core.autoencoder import glorot_init_, mlp
+from skdeepcluster._damic import (
+    StackedMLP,
+    half_squared_errors,
+    mixture_nll,
+    posterior,
+    scaled_widths,
+)
+
+
+@pytest.fixture(scope="module")
+def unit_blobs():
+    X, y = make_blobs(n_samples=240, n_features=12, centers=3, cluster_std=1.0, random_state=0)
+    return minmax_scale(X).astype(np.float32), y
+
+
+@pytest.fixture(scope="module")
+def fitted(unit_blobs):
+    X, _ = unit_blobs
+    return fast(DAMIC, n_clusters=3, output_activation="sigmoid").fit(X)
+
+
+# -- the loss of eq. (3) and the posterior of eq. (5) -----------------------------------
+
+
+def _fixed_outputs():
+    rng = np.random.RandomState(0)
+    logits = rng.randn(7, 4)
+    distances = rng.rand(7, 4) * 5
+    return logits, distances
+
+
+def test_mixture_nll_matches_numpy_reference():
+    logits, distances = _fixed_outputs()
+    p = softmax(logits, axis=1)
+    expected = -np.log((p * np.exp(-distances)).sum(axis=1))
+    log_gate = torch.log_softmax(torch.tensor(logits), dim=1)
+    got = mixture_nll(log_gate, torch.tensor(distances))
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12)
+
+
+def test_mixture_nll_is_stable_for_large_errors():
+    logits, distances = _fixed_outputs()
+    distances = distances + 2000.0  # exp(-d) underflows to 0 in float64
+    log_p = logits - logsumexp(logits, axis=1, keepdims=True)
+    expected = -logsumexp(log_p - distances, axis=1)
+    got = mixture_nll(torch.tensor(log_p), torch.tensor(distances))
+    assert torch.isfinite(got).all()
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12)
+    # in float32 too
+    got32 = mixture_nll(torch.tensor(log_p, dtype=torch.float32), torch.tensor(distances, dtype=torch.float32))
+    np.testing.assert_allclose(got32.numpy(), expected, rtol=1e-6)
+
+
+def test_posterior_is_proportional_to_gate_times_exp_minus_d():
+    logits, distances = _fixed_outputs()
+    p = softmax(logits, axis=1)
+    expected = p * np.exp(-distances)
+    expected /= expected.sum(axis=1, keepdims=True)
+    log_gate = torch.log_softmax(torch.tensor(logits), dim=1)
+    got = posterior(log_gate, torch.tensor(distances)).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    np.testing.assert_allclose(got.sum(axis=1), 1.0)
+
+
+def test_gate_gradient_is_eq_4():
+    """dL/d(logit_i) = p_i - w_i: the gate learns the soft labels w of eq. (5)."""
+    logits, distances = _fixed_outputs()
+    logits_t = torch.tensor(logits, requires_grad=True)
+    d = torch.tensor(distances)
+    mixture_nll(torch.log_softmax(logits_t, dim=1), d).sum().backward()
+    log_gate = torch.log_softmax(torch.tensor(logits), dim=1)
+    expected = torch.softmax(torch.tensor(logits), dim=1) - posterior(log_gate, d)
+    torch.testing.assert_close(logits_t.grad, expected)
+
+
+def test_half_squared_errors():
+    rng = np.random.RandomState(1)
+    x, recon = rng.rand(5, 3), rng.rand(2, 5, 3)
+    expected = 0.5 * ((recon - x[None]) ** 2).sum(axis=2).T
+    np.testing.assert_allclose(half_squared_errors(torch.tensor(x), torch.tensor(recon)).numpy(), expected)
+
+
+# -- the K autoencoders as one batched computation --------------------------------------
+
+
+def _experts_and_copies(n_models=3, sizes=(6, 8, 3, 8, 6)):
+    torch.manual_seed(0)
+    singles = [glorot_init_(mlp(sizes, "relu", "sigmoid", batch_norm=True)).double() for _ in range(n_models)]
+    for single in singles:  # non-trivial batch-norm parameters and statistics
+        for module in single:
+            if isinstance(module, torch.nn.BatchNorm1d):
+                torch.nn.init.uniform_(module.weight, 0.5, 1.5)
+                torch.nn.init.uniform_(module.bias, -0.5, 0.5)
+                module.running_mean.uniform_(-0.2, 0.2)
+                module.running_var.uniform_(0.5, 2.0)
+    stacked = StackedMLP(n_models, sizes, "relu", "sigmoid", batch_norm=True).double()
+    for k, single in enumerate(singles):
+        stacked.load_model_(k, single)
+    return singles, stacked
+
+
+def test_batched_experts_equal_per_expert_modules():
+    singles, stacked = _experts_and_copies()
+    x = torch.rand(10, 6, dtype=torch.float64)
+    # training mode: batch statistics, and the same running-statistics update
+    expected = torch.stack([single.train()(x) for single in singles])
+    torch.testing.assert_close(stacked.train()(x), expected)
+    for k, single in enumerate(singles):
+        norms = [m for m in single if isinstance(m, torch.nn.BatchNorm1d)]
+        for norm, stacked_norm in zip(norms, stacked.norms):
+            torch.testing.assert_close(stacked_norm.running_mean[k, 0], norm.running_mean)
+            torch.testing.assert_close(stacked_norm.running_var[k, 0], norm.running_var)
+    # inference mode: running statistics
+    expected = torch.stack([single.eval()(x) for single in singles])
+    torch.testing.assert_close(stacked.eval()(x), expected)
+    # one batch per expert, as in the per-cluster pre-training
+    xs = torch.rand(3, 10, 6, dtype=torch.float64)
+    expected = torch.stack([single.train()(xs[k]) for k, single in enumerate(singles)])
+    torch.testing.assert_close(stacked.train()(xs), expected)
+
+
+def test_batched_expert_gradients_equal_per_expert_gradients():
+    singles, stacked = _experts_and_copies()
+    x = torch.rand(10, 6, dtype=torch.float64)
+    half_squared_errors(x, torch.stack([s.train()(x) for s in singles])).sum().backward()
+    half_squared_errors(x, stacked.train()(x)).sum().backward()
+    for k, single in enumerate(singles):
+        linears = [m for m in single if isinstance(m, torch.nn.Linear)]
+        for layer, weight in zip(linears, stacked.weights):
+            torch.testing.assert_close(weight.grad[k], layer.weight.grad.T)
+
+
+# -- architecture -----------------------------------------------------------------------
+
+
+def test_scaled_widths_rule():
+    assert scaled_widths((1024, 256), 784) == (1024, 256)  # MNIST: the paper's
+    assert scaled_widths((1024, 256), 100) == (1024, 256)  # synthetic data: the paper's
+    assert scaled_widths((512, 512), 64) == (512, 512)
+    assert scaled_widths((1024, 256), 12) == (192, 192)
+    assert scaled_widths((1024, 256), 2) == (32, 32)
+
+
+def test_auto_architecture_follows_the_rule(unit_blobs):
+    X, _ = unit_blobs
+    est = fast(DAMIC, n_clusters=3, expert_hidden_dims="auto", gate_hidden_dims="auto", max_epochs=1).fit(X)
+    shapes = [tuple(w.shape) for w in est.module_.experts.weights]
+    assert shapes == [(3, 12, 192), (3, 192, 192), (3, 192, 3), (3, 3, 192), (3, 192, 192), (3, 192, 12)]
+    linears = [m for m in est.module_.gate if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(12, 192), (192, 192), (192, 3)]
+    assert est.transform(X[:4]).shape == (4, 192)
+
+
+# -- fitted behaviour ---------------------------------------------------------------------
+
+
+def test_gate_decision_and_outputs(fitted, unit_blobs):
+    X, y = unit_blobs
+    est = fitted
+    assert adjusted_rand_score(y, est.labels_) > 0.9
+    proba = est.predict_proba(X)
+    module = est._inference_copy(est.module_)
+    with torch.no_grad():
+        gate = torch.softmax(module.gate(torch.tensor(X, dtype=torch.float64)), dim=1).numpy()
+    np.testing.assert_allclose(proba, gate, rtol=1e-10)
+    np.testing.assert_array_equal(est.labels_, proba.argmax(axis=1))
+    d = est.reconstruction_errors(X)
+    assert d.shape == (len(X), 3) and np.all(d >= 0)
+    # eq. (5) from the two public outputs
+    w = proba * np.exp(-(d - d.min(axis=1, keepdims=True)))
+    np.testing.assert_allclose(est.posterior_proba(X), w / w.sum(axis=1, keepdims=True), rtol=1e-8)
+    assert est.score(X) == pytest.approx(np.mean(logsumexp(np.log(proba) - d, axis=1)), rel=1e-8)
+    # the paper: the two rules almost always agree once trained
+    assert np.mean(d.argmin(axis=1) == est.labels_) > 0.9
+
+
+def test_reconstruction_decision(unit_blobs):
+    X, y = unit_blobs
+    est = fast(DAMIC, n_clusters=3, output_activation="sigmoid", decision="reconstruction").fit(X)
+    d = est.reconstruction_errors(X)
+    np.testing.assert_array_equal(est.labels_, d.argmin(axis=1))
+    np.testing.assert_allclose(est.predict_proba(X), softmax(-d, axis=1), rtol=1e-8, atol=1e-300)
+    assert adjusted_rand_score(y, est.labels_) > 0.9
+
+
+def test_cluster_sizes_and_history(fitted, unit_blobs):
+    X, _ = unit_blobs
+    est = fitted
+    np.testing.assert_array_equal(est.cluster_sizes_, np.bincount(est.labels_, minlength=3))
+    assert est.n_active_clusters_ == 3
+    assert all(h["n_clusters_used"] == 3 for h in est.history_)
+    assert {"loss", "reconstruction"} <= set(est.history_[0])
+    assert len(est.init_history_["gate"]) == est.gate_pretrain_epochs
+    assert len(est.init_history_["experts"]) == est.expert_pretrain_epochs
+    assert est.initial_labels_.shape == (len(X),)
+
+
+def test_unfitted_has_no_cluster_sizes():
+    assert not hasattr(DAMIC(), "cluster_sizes_")
+
+
+def test_a_cluster_emptied_in_training_warns(fitted, unit_blobs):
+    from skdeepcluster._core.data import DeviceData
+
+    X, _ = unit_blobs
+    est = fitted
+    saved = {k: v.clone() for k, v in est.module_.state_dict().items()}
+    est._fit_state = {"owned": torch.ones(3, dtype=torch.bool), "n_batches": 1}
+    try:
+        with torch.no_grad():
+            est.module_.gate[-1].bias[:] = torch.tensor([1e4, 0.0, 0.0])
+        with pytest.warns(ConvergenceWarning, match=r"autoencoder\(s\) \[1, 2\] lost all their points"):
+            labels = est._on_checkpoint(3, DeviceData(X, "cpu"))
+        assert torch.all(labels == 0)
+    finally:
+        del est._fit_state
+        est.module_.load_state_dict(saved)
+
+
+def test_one_row_batches_train(unit_blobs):
+    X, _ = unit_blobs
+    # 65 = 2 * 32 + 1: every phase, the default batch-norm autoencoder
+    # included, ends its epochs with a one-row batch
+    est = fast(DAMIC, n_clusters=3, output_activation="sigmoid", autoencoder=None, pretrain_epochs=2,
+               gate_pretrain_epochs=2, expert_pretrain_epochs=2, max_epochs=2).fit(X[:65])
+    assert est.labels_.shape == (65,)
+    assert est.module_.training is False
+
+
+def test_sigmoid_output_needs_unit_interval(blobs):
+    X, _ = blobs
+    with pytest.raises(ValueError, match="output_activation=None"):
+        fast(DAMIC, n_clusters=3, output_activation="sigmoid").fit(X)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"decision": "argmax"}, "'decision' parameter"),
+        ({"output_activation": "relu"}, "'output_activation' parameter"),
+        ({"expert_hidden_dims": (8, 0)}, "'expert_hidden_dims' parameter"),
+        ({"gate_hidden_dims": "paper"}, "'gate_hidden_dims' parameter"),
+        ({"gate_pretrain_epochs": -1}, "'gate_pretrain_epochs' parameter"),
+        ({"expert_pretrain_epochs": 1.5}, "'expert_pretrain_epochs' parameter"),
+        ({"embedding_dim": 0}, "'embedding_dim' parameter"),
+    ],
+)
+def test_bad_parameters(blobs, params, match):
+    with pytest.raises(ValueError, match=match):
+        fast(DAMIC, n_clusters=3, **params).fit(blobs[0])
+
+
+def test_default_autoencoder_is_the_papers_recipe():
+    est = DAMIC(n_clusters=4)
+    est.n_features_in_ = 100
+    ae = est._default_autoencoder(0)
+    assert (ae.hidden_dims, ae.embedding_dim) == ((1024, 256), 4)
+    assert (ae.batch_norm, ae.output_activation, ae.loss, ae.optimizer) == (True, "sigmoid", "bce", "adam")
+    assert ae.input_noise == 0.0 and ae.max_epochs == 50 and ae.batch_size == 256
