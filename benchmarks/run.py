@@ -275,7 +275,7 @@ def plot(records, methods, title, path):
     plt.close(fig)
 
 
-def run_dataset(name, seeds, methods, settings, device, cache, log):
+def run_dataset(name, seeds, methods, settings, device, cache, log, save=lambda records: None):
     X, y = DATASETS[name]()
     n_clusters = len(np.unique(y))
     available = _methods()
@@ -303,6 +303,7 @@ def run_dataset(name, seeds, methods, settings, device, cache, log):
             except Exception as exc:  # a failing method is reported, not hidden
                 record["error"] = f"{type(exc).__name__}: {exc}"
             records.append(record)
+            save(records)
             log(json.dumps({k: v for k, v in record.items() if k != "cluster_sizes"}, default=str))
     return records, pretraining, methods
 
@@ -337,10 +338,21 @@ def main(argv=None):
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         "datasets": {},
     }
+    json_path = os.path.join(args.out, f"{name}.json")
+
+    def save(dataset, records):
+        """Write what is done so far: a long run that stops early keeps its results."""
+        result["datasets"].setdefault(dataset, {})["records"] = records
+        with open(json_path, "w") as handle:
+            json.dump(result, handle, indent=1, default=str)
+
     tables = []
     for dataset in datasets:
         methods = args.methods or DEFAULT_METHODS[dataset]
-        records, pretraining, methods = run_dataset(dataset, seeds, methods, settings, args.device, args.cache, log)
+        records, pretraining, methods = run_dataset(
+            dataset, seeds, methods, settings, args.device, args.cache, log,
+            save=lambda records, dataset=dataset: save(dataset, records),
+        )
         entry = {"records": records, "pretraining": pretraining, "methods": methods}
         if args.speed and dataset != "synthetic":
             X, _ = DATASETS[dataset]()
@@ -369,7 +381,7 @@ def main(argv=None):
         plot(records, methods, f"{dataset}: accuracy over {len(seeds)} seed(s)", os.path.join(args.out, f"{name}_{dataset}.png"))
 
     result["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
-    with open(os.path.join(args.out, f"{name}.json"), "w") as handle:
+    with open(json_path, "w") as handle:
         json.dump(result, handle, indent=1, default=str)
     env = result["environment"]
     machine = f"{env['cpu_count']} CPU cores, torch {env['torch']}, {env.get('device_name', env['device'])}"
