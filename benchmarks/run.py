@@ -99,6 +99,9 @@ def _methods():
     return methods
 
 
+#: Methods that start from the seed's shared pretrained autoencoder.
+SHARED_AUTOENCODER = {"AE+KMeans", "AE+GMM", "DKM^p", "DEC", "IDEC"}
+
 DEFAULT_METHODS = {
     "digits": ["KMeans", "GMM", "AE+KMeans", "AE+GMM", "DKM^p", "DKM^a", "DEC", "IDEC", "DAMIC"],
     "mnist5k": ["KMeans", "GMM", "AE+KMeans", "AE+GMM", "DKM^p", "DKM^a", "DEC", "IDEC", "DAMIC"],
@@ -284,11 +287,12 @@ def run_dataset(name, seeds, methods, settings, device, cache, log, save=lambda 
     for seed in seeds:
         ctx = dict(settings, n_clusters=n_clusters, seed=seed)
         ctx["common"] = dict(device=device, memory=cache, random_state=seed)
-        # Pretrain the shared autoencoder first, so that every deep method's
-        # fit time below is its clustering stage plus a cache read.
-        start = time.perf_counter()
-        ae = _autoencoder(ctx).fit(X)
-        pretraining.append({"seed": seed, "seconds": time.perf_counter() - start, "from_cache": ae.from_cache_})
+        if SHARED_AUTOENCODER.intersection(methods):
+            # Pretrain the shared autoencoder first, so that every deep method's
+            # fit time below is its clustering stage plus a cache read.
+            start = time.perf_counter()
+            ae = _autoencoder(ctx).fit(X)
+            pretraining.append({"seed": seed, "seconds": time.perf_counter() - start, "from_cache": ae.from_cache_})
         for method in methods:
             estimator = available[method](ctx)
             record = {"dataset": name, "method": method, "seed": seed}
@@ -308,6 +312,71 @@ def run_dataset(name, seeds, methods, settings, device, cache, log, save=lambda 
     return records, pretraining, methods
 
 
+def merge(json_paths):
+    """One result from several runs (e.g. seeds or methods run in parallel processes)."""
+    results = []
+    for path in json_paths:
+        with open(path) as handle:
+            results.append(json.load(handle))
+    merged = dict(results[0], datasets={}, parts=list(json_paths))
+    for result in results:
+        for dataset, entry in result["datasets"].items():
+            target = merged["datasets"].setdefault(dataset, {"records": [], "pretraining": [], "methods": []})
+            target["records"] += entry.get("records", [])
+            target["pretraining"] += entry.get("pretraining", [])
+            target["methods"] += [m for m in entry.get("methods", []) if m not in target["methods"]]
+            if "pretraining_speed" in entry:
+                target["pretraining_speed"] = entry["pretraining_speed"]
+    if not all(r.get("finished") for r in results):
+        merged.pop("finished", None)
+    return merged
+
+
+def report(json_paths, name=None):
+    """Table and plots of saved runs; a run cut short reports what it finished."""
+    if isinstance(json_paths, str):
+        json_paths = [json_paths]
+    result = merge(json_paths)
+    out = os.path.dirname(json_paths[0])
+    name = name or os.path.splitext(os.path.basename(json_paths[0]))[0]
+    if len(json_paths) > 1:
+        with open(os.path.join(out, f"{name}.json"), "w") as handle:
+            json.dump(result, handle, indent=1, default=str)
+    tables = []
+    for dataset, entry in result["datasets"].items():
+        records = entry["records"]
+        order = [m for ms in DEFAULT_METHODS.values() for m in ms]
+        found = list(dict.fromkeys(r["method"] for r in records))
+        methods = sorted(found, key=lambda m: order.index(m) if m in order else len(order))
+        seeds = sorted({r["seed"] for r in records})
+        header = f"### {dataset} (seeds {seeds}, {result['environment']['device']})"
+        notes = []
+        pre = [p["seconds"] for p in entry.get("pretraining", []) if not p["from_cache"]]
+        if pre:
+            notes.append(
+                f"Shared autoencoder pretraining: {np.mean(pre):.1f} s per seed, not included in the "
+                "deep methods' fit time (DKM^a and DAMIC pretrain on their own and include it)."
+            )
+        if "pretraining_speed" in entry:
+            s = entry["pretraining_speed"]
+            notes.append(
+                f"Pretraining speed: {s['skdeepcluster_samples_per_second']:.0f} samples/s with "
+                f"AutoEncoder vs {s['bare_pytorch_samples_per_second']:.0f} with a bare PyTorch loop "
+                f"(ratio {s['ratio']:.2f})."
+            )
+        notes += [f"Failed: {r['method']} seed {r['seed']}: {r['error']}" for r in records if "error" in r]
+        tables.append("\n\n".join([header, summarise(records, methods)] + notes))
+        plot(records, methods, f"{dataset}: accuracy, seeds {seeds}", os.path.join(out, f"{name}_{dataset}.png"))
+    env = result["environment"]
+    machine = f"{env['cpu_count']} CPU cores, torch {env['torch']}, {env.get('device_name', env['device'])}"
+    status = result.get("finished") or "unfinished run, " + result["started"]
+    markdown = f"## Benchmark `{name}` ({status}, {machine})\n\n" + "\n\n".join(tables) + "\n"
+    with open(os.path.join(out, f"{name}.md"), "w") as handle:
+        handle.write(markdown)
+    sys.stdout.write(markdown)
+    return result
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", nargs="+", default=None, choices=sorted(DATASETS))
@@ -319,7 +388,13 @@ def main(argv=None):
     parser.add_argument("--out", default=os.path.join(HERE, "results"))
     parser.add_argument("--name", default=None, help="file name stem of the results")
     parser.add_argument("--speed", action="store_true", help="also compare pretraining speed with a bare PyTorch loop")
+    parser.add_argument(
+        "--report", nargs="+", metavar="JSON",
+        help="only rebuild the table and plots of saved (possibly partial) runs, merged under --name",
+    )
     args = parser.parse_args(argv)
+    if args.report:
+        return report(args.report, args.name)
 
     settings = SETTINGS["quick" if args.quick else "full"]
     datasets = args.datasets or (["digits"] if args.quick else ["digits", "mnist5k"])
@@ -346,50 +421,23 @@ def main(argv=None):
         with open(json_path, "w") as handle:
             json.dump(result, handle, indent=1, default=str)
 
-    tables = []
     for dataset in datasets:
         methods = args.methods or DEFAULT_METHODS[dataset]
         records, pretraining, methods = run_dataset(
             dataset, seeds, methods, settings, args.device, args.cache, log,
             save=lambda records, dataset=dataset: save(dataset, records),
         )
-        entry = {"records": records, "pretraining": pretraining, "methods": methods}
+        entry = result["datasets"][dataset]
+        entry.update(records=records, pretraining=pretraining, methods=methods)
         if args.speed and dataset != "synthetic":
             X, _ = DATASETS[dataset]()
             entry["pretraining_speed"] = measure_pretraining_speed(X)
             log(json.dumps(entry["pretraining_speed"]))
-        result["datasets"][dataset] = entry
-        table = summarise(records, methods)
-        header = f"### {dataset} ({len(seeds)} seed{'s' if len(seeds) > 1 else ''}, {args.device})"
-        notes = []
-        pre = [p["seconds"] for p in pretraining if not p["from_cache"]]
-        if pre:
-            notes.append(
-                f"Shared autoencoder pretraining: {np.mean(pre):.1f} s per seed, not included in the "
-                "deep methods' fit time (DKM^a and DAMIC pretrain on their own and include it)."
-            )
-        if "pretraining_speed" in entry:
-            s = entry["pretraining_speed"]
-            notes.append(
-                f"Pretraining speed: {s['skdeepcluster_samples_per_second']:.0f} samples/s with "
-                f"AutoEncoder vs {s['bare_pytorch_samples_per_second']:.0f} with a bare PyTorch loop "
-                f"(ratio {s['ratio']:.2f})."
-            )
-        errors = [f"{r['method']} seed {r['seed']}: {r['error']}" for r in records if "error" in r]
-        notes += [f"Failed: {e}" for e in errors]
-        tables.append("\n\n".join([header, table] + notes))
-        plot(records, methods, f"{dataset}: accuracy over {len(seeds)} seed(s)", os.path.join(args.out, f"{name}_{dataset}.png"))
+        save(dataset, records)
 
     result["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
-    with open(json_path, "w") as handle:
-        json.dump(result, handle, indent=1, default=str)
-    env = result["environment"]
-    machine = f"{env['cpu_count']} CPU cores, torch {env['torch']}, {env.get('device_name', env['device'])}"
-    markdown = f"## Benchmark `{name}` ({result['finished']}, {machine})\n\n" + "\n\n".join(tables) + "\n"
-    with open(os.path.join(args.out, f"{name}.md"), "w") as handle:
-        handle.write(markdown)
-    sys.stdout.write(markdown)
-    return result
+    save(datasets[-1], result["datasets"][datasets[-1]]["records"])
+    return report(json_path)
 
 
 if __name__ == "__main__":
