@@ -133,31 +133,33 @@ def test_target_is_updated_every_update_interval_batches(cls, blobs):
     est = fast(cls, n_clusters=3, update_interval=3, max_epochs=2, tol=0.0).fit(X)
     assert est.n_steps_ == 16
     assert len(est.delta_labels_) == len(range(0, 16, 3))
-    per_epoch = fast(cls, n_clusters=3, max_epochs=2, tol=0.0).fit(X)
-    assert len(per_epoch.delta_labels_) == 2
-    assert [h["delta_label"] for h in per_epoch.history_] == list(per_epoch.delta_labels_)
+    # None: twice per epoch, every 4 batches here
+    default = fast(cls, n_clusters=3, max_epochs=2, tol=0.0).fit(X)
+    assert len(default.delta_labels_) == len(range(0, 16, 4))
+    # an epoch's record keeps the label change of its last update
+    assert [h["delta_label"] for h in default.history_] == list(default.delta_labels_[1::2])
 
 
 @pytest.mark.parametrize("cls", [IDEC, DEC])
 def test_tol_rule_stops_training_and_n_iter_says_when(cls, blobs):
-    X, _ = blobs
+    X, _ = blobs  # 8 batches per epoch
     # tol=0 never stops: max_epochs run
     full = fast(cls, n_clusters=3, max_epochs=3, tol=0.0).fit(X)
     assert full.n_iter_ == 3 and not full.converged_ and full.n_steps_ == 24
 
-    # a loose tol stops at the first update after step 0 (the start of the
-    # second epoch), before that update's batch: one epoch of 8 steps ran
-    loose = fast(cls, n_clusters=3, max_epochs=3, tol=1.0).fit(X)
+    # a loose tol stops at the first update after step 0, before that
+    # update's batch: here in the middle of the first epoch
+    mid = fast(cls, n_clusters=3, max_epochs=3, tol=1.0).fit(X)
+    assert mid.converged_ and mid.n_steps_ == 4 and mid.n_iter_ == 1
+    assert len(mid.delta_labels_) == 2 and mid.delta_labels_[-1] < 1.0
+
+    # at the start of the second epoch: one epoch of 8 steps ran, and the
+    # step-less second epoch is neither counted nor recorded
+    loose = fast(cls, n_clusters=3, update_interval=8, max_epochs=3, tol=1.0).fit(X)
     assert loose.converged_
     assert loose.n_iter_ == 1 and loose.n_steps_ == 8 and len(loose.history_) == 1
-    assert len(loose.delta_labels_) == 2
-    assert loose.delta_labels_[-1] < 1.0
     assert loose.history_[-1]["delta_label"] == loose.delta_labels_[-1]
     assert np.isfinite(loose.history_[-1]["loss"])
-
-    # with several updates per epoch the stop can fall inside an epoch
-    mid = fast(cls, n_clusters=3, update_interval=3, max_epochs=3, tol=1.0).fit(X)
-    assert mid.converged_ and mid.n_steps_ == 3 and mid.n_iter_ == 1
 
 
 def test_default_tol_converges_on_separated_blobs(blobs):
