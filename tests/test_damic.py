@@ -270,4 +270,14 @@ def test_default_autoencoder_is_the_papers_recipe():
     ae = est._default_autoencoder(0)
     assert (ae.hidden_dims, ae.embedding_dim) == ((1024, 256), 4)
     assert (ae.batch_norm, ae.output_activation, ae.loss, ae.optimizer) == (True, "sigmoid", "bce", "adam")
+    assert ae.learning_rate == est.learning_rate == 1e-4
     assert ae.input_noise == 0.0 and ae.max_epochs == 50 and ae.batch_size == 256
+
+
+def test_tol_stops_and_every_epoch_record_has_a_loss(unit_blobs):
+    X, _ = unit_blobs
+    est = fast(DAMIC, n_clusters=3, output_activation="sigmoid", max_epochs=30, tol=0.01).fit(X)
+    assert est.converged_ and est.n_iter_ < 30
+    assert len(est.history_) == est.n_iter_
+    assert all("loss" in record for record in est.history_)
+    assert est.history_[-1]["delta_label"] < 0.01
