@@ -228,6 +228,14 @@ def environment(device):
         "skdeepcluster": skdeepcluster.__version__,
         "device": device,
     }
+    try:
+        import subprocess
+
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=HERE, capture_output=True, text=True).stdout.strip()
+        info["git_commit"] = commit + (" (with uncommitted changes)" if dirty else "")
+    except OSError:
+        pass
     if device.startswith("cuda") and torch.cuda.is_available():
         info["device_name"] = torch.cuda.get_device_name(0)
     return info
@@ -387,6 +395,7 @@ def main(argv=None):
     parser.add_argument("--cache", default=os.path.join(HERE, "cache"))
     parser.add_argument("--out", default=os.path.join(HERE, "results"))
     parser.add_argument("--name", default=None, help="file name stem of the results")
+    parser.add_argument("--dkm-epochs", type=int, default=None, help="clustering epochs of DKM^p (default: the paper's 100)")
     parser.add_argument("--speed", action="store_true", help="also compare pretraining speed with a bare PyTorch loop")
     parser.add_argument(
         "--report", nargs="+", metavar="JSON",
@@ -396,7 +405,9 @@ def main(argv=None):
     if args.report:
         return report(args.report, args.name)
 
-    settings = SETTINGS["quick" if args.quick else "full"]
+    settings = dict(SETTINGS["quick" if args.quick else "full"])
+    if args.dkm_epochs is not None:
+        settings["dkm_epochs"] = args.dkm_epochs
     datasets = args.datasets or (["digits"] if args.quick else ["digits", "mnist5k"])
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2, 3, 4])
     name = args.name or ("quick" if args.quick else "_".join(datasets))
