@@ -60,8 +60,14 @@ SETTINGS = {
 }
 
 
+#: Autoencoder shape per dataset where the default d-500-500-2000-10 is not
+#: the papers': DAMIC's paper pretrains 100-50-10-2 on its synthetic data.
+AUTOENCODER_SHAPES = {"synthetic": {"hidden_dims": (100, 50, 10), "embedding_dim": 2}}
+
+
 def _autoencoder(ctx):
-    return AutoEncoder(max_epochs=ctx["pretrain_epochs"], **ctx["common"])
+    shape = AUTOENCODER_SHAPES.get(ctx["dataset"], {})
+    return AutoEncoder(max_epochs=ctx["pretrain_epochs"], **shape, **ctx["common"])
 
 
 def _deep(cls, ctx, **params):
@@ -293,7 +299,7 @@ def run_dataset(name, seeds, methods, settings, device, cache, log, save=lambda 
     methods = [m for m in methods if m in available]
     records, pretraining = [], []
     for seed in seeds:
-        ctx = dict(settings, n_clusters=n_clusters, seed=seed)
+        ctx = dict(settings, n_clusters=n_clusters, seed=seed, dataset=name)
         ctx["common"] = dict(device=device, memory=cache, random_state=seed)
         if SHARED_AUTOENCODER.intersection(methods):
             # Pretrain the shared autoencoder first, so that every deep method's
