@@ -10,7 +10,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._core.autoencoder import ACTIVATIONS, MLPAutoEncoder, masking_noise
 from ._core.cache import cached_call
 from ._core.data import DeviceData
-from ._core.device import resolve_device, seeded
+from ._core.device import seeded
 from ._core.params import Anything, Integer, LayerSizes, Options, Real
 from ._core.training import train
 from .base import DEVICE_RULE, TorchEstimatorMixin, seed_from
@@ -296,10 +296,7 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         -------
         Z : ndarray of shape (n_samples, embedding_dim)
         """
-        check_is_fitted(self)
-        X = self._validate_X(X, reset=False)
-        module = self._inference_copy(self.module_)
-        return self._map_batches(X, lambda m, x: m.encoder(x), module)
+        return self._map(X, lambda m, x: m.encoder(x))
 
     def inverse_transform(self, Z):
         """Reconstruction in input space from an embedding ``Z``.
@@ -335,10 +332,7 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         -------
         errors : ndarray of shape (n_samples,)
         """
-        check_is_fitted(self)
-        X = self._validate_X(X, reset=False)
-        module = self._inference_copy(self.module_)
-        return self._map_batches(X, lambda m, x: ((m(x)[1] - x) ** 2).mean(dim=1), module)
+        return self._map(X, lambda m, x: ((m(x)[1] - x) ** 2).mean(dim=1))
 
     @property
     def _n_features_out(self):

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._core.distances import squared_distances
 from ._core.params import AnyOf, Options, Real
 from .base import SHARED_RULES, BaseDeepClusterer
 
@@ -35,11 +36,6 @@ class _SequenceOfPositiveFloats:
         except (TypeError, ValueError):
             return False
         return values.ndim == 1 and values.size > 0 and bool(np.all(np.isfinite(values) & (values > 0)))
-
-
-def squared_distances(Z, centers):
-    """``||z_i - r_k||^2`` for every row and centre, shape (n, K)."""
-    return (Z.unsqueeze(1) - centers.unsqueeze(0)).pow(2).sum(dim=2)
 
 
 def soft_kmeans_weights(distances, alpha):

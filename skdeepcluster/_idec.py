@@ -4,13 +4,9 @@ import torch
 from torch import nn
 
 from ._autoencoder import reconstruction_loss
+from ._core.distances import squared_distances
 from ._core.params import AnyOf, Integer, Options, Real
 from .base import SHARED_RULES, BaseDeepClusterer
-
-
-def squared_distances(Z, centers):
-    """``||z_i - mu_j||^2`` for every row and centre, shape (n, K)."""
-    return (Z.unsqueeze(1) - centers.unsqueeze(0)).pow(2).sum(dim=2)
 
 
 def log_soft_assignment(Z, centers):

@@ -22,7 +22,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._core.data import DeviceData
 from ._core.device import available_or_cpu, resolve_device, seeded
-from ._core.params import AnyOf, Anything, Integer, LayerSizes, Options, Real, validate_params
+from ._core.params import Anything, Integer, LayerSizes, Real, validate_params
 from ._core.training import train
 
 _INFERENCE_CHUNK = 4096
@@ -72,6 +72,13 @@ class TorchEstimatorMixin:
         """
         device = self._inference_device()
         return copy.deepcopy(module).to(device=device, dtype=torch.float64).eval()
+
+    def _map(self, X, function):
+        """``function(module, x)`` over validated ``X`` with the fitted network:
+        the body of every prediction method."""
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        return self._map_batches(X, function, self._inference_copy(self.module_))
 
     def _map_batches(self, X, function, module):
         """Apply ``function(module, x)`` to ``X`` in chunks; concatenate as numpy."""
@@ -350,10 +357,7 @@ class BaseDeepClusterer(
         labels : ndarray of shape (n_samples,)
             Integers in ``0 .. n_clusters - 1``.
         """
-        check_is_fitted(self)
-        X = self._validate_X(X, reset=False)
-        module = self._inference_copy(self.module_)
-        return self._map_batches(X, self._hard_assign, module).astype(np.int64)
+        return self._map(X, self._hard_assign).astype(np.int64)
 
     def fit_predict(self, X, y=None):
         """Fit and return ``labels_``.
@@ -381,10 +385,7 @@ class BaseDeepClusterer(
         proba : ndarray of shape (n_samples, n_clusters)
             Rows sum to 1; their argmax is ``predict(X)``.
         """
-        check_is_fitted(self)
-        X = self._validate_X(X, reset=False)
-        module = self._inference_copy(self.module_)
-        return self._map_batches(X, self._soft_assign, module)
+        return self._map(X, self._soft_assign)
 
     def transform(self, X):
         """Learned embedding of ``X``.
@@ -400,10 +401,7 @@ class BaseDeepClusterer(
         -------
         Z : ndarray of shape (n_samples, n_embedding)
         """
-        check_is_fitted(self)
-        X = self._validate_X(X, reset=False)
-        module = self._inference_copy(self.module_)
-        return self._map_batches(X, self._embed, module)
+        return self._map(X, self._embed)
 
     def score(self, X, y=None):
         """Opposite of the k-means objective of ``X`` in the embedding space.
