@@ -407,7 +407,16 @@ def main(argv=None):
         "--report", nargs="+", metavar="JSON",
         help="only rebuild the table and plots of saved (possibly partial) runs, merged under --name",
     )
+    parser.add_argument("--speed-only", metavar="DATASET", help="only compare pretraining speed with a bare PyTorch loop")
     args = parser.parse_args(argv)
+    if args.speed_only:
+        X, _ = DATASETS[args.speed_only]()
+        speed = dict(measure_pretraining_speed(X), dataset=args.speed_only, environment=environment("cpu"))
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, f"speed_{args.speed_only}.json"), "w") as handle:
+            json.dump(speed, handle, indent=1)
+        sys.stdout.write(json.dumps(speed, indent=1) + "\n")
+        return speed
     if args.report:
         return report(args.report, args.name)
 
