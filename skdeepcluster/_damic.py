@@ -614,17 +614,6 @@ class DAMIC(BaseDeepClusterer):
         )
         return result.history
 
-    def _finish_fit(self):
-        # The training loop opens an epoch record before its first
-        # checkpoint; when the tol rule stops training there, that epoch ran
-        # no step. Fold its label change into the last epoch that did run
-        # (as IDEC does).
-        if self.converged_ and len(self.history_) > 1 and "loss" not in self.history_[-1]:
-            empty = self.history_.pop()
-            self.history_[-1]["delta_label"] = empty["delta_label"]
-            self.history_[-1]["n_clusters_used"] = empty["n_clusters_used"]
-            self.n_iter_ -= 1
-
     # -- joint training of eq. (3) -------------------------------------------------
     def _batch_loss(self, x, index):
         with single_row_safe(self.module_, x.shape[0]):

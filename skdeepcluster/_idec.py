@@ -303,14 +303,6 @@ class IDEC(BaseDeepClusterer):
     def _finish_fit(self):
         self.cluster_centers_ = self.module_.centers.detach().cpu().double().numpy()
         self.delta_labels_ = np.asarray(self.delta_labels_, dtype=np.float64)
-        # The training loop opens an epoch record before its first
-        # checkpoint; when the tol rule stops training there, that epoch ran
-        # no step. Fold its label change into the last epoch that did run.
-        if self.converged_ and len(self.history_) > 1 and "loss" not in self.history_[-1]:
-            empty = self.history_.pop()
-            self.history_[-1]["delta_label"] = empty["delta_label"]
-            self.history_[-1]["n_clusters_used"] = empty["n_clusters_used"]
-            self.n_iter_ -= 1
 
     def _soft_assign(self, module, x):
         return soft_assignment(module.encoder(x), module.centers)

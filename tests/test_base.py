@@ -140,3 +140,17 @@ def test_cached_call(tmp_path):
     assert cached_call(None, _square, value=3) == (9, False)
     assert cached_call(str(tmp_path), _square, value=3) == (9, False)
     assert cached_call(str(tmp_path), _square, value=3) == (9, True)
+
+
+def test_tol_stop_at_an_epoch_boundary_records_no_empty_epoch():
+    data, w, batch_loss = _linear_problem()
+    labels = torch.zeros(len(data), dtype=torch.long)
+    result = train(
+        data=data, batch_loss=batch_loss, optimizer=torch.optim.SGD([w], lr=0.1),
+        n_epochs=10, batch_size=16, generator=torch.Generator().manual_seed(0),
+        checkpoint=lambda step: labels, initial_labels=labels, tol=0.001,
+    )
+    # the checkpoint before epoch 1's first step stops the run
+    assert result.converged and result.n_epochs == 1 and result.n_steps == 4
+    assert len(result.history) == 1
+    assert result.history[0]["delta_label"] == 0.0 and "loss" in result.history[0]

@@ -128,6 +128,11 @@ def train(
             for name, value in parts.items():
                 value = value.detach() * m
                 sums[name] = sums[name] + value if name in sums else value
+        if seen == 0 and result.history:
+            # the tol rule stopped before this epoch's first step: the label
+            # change belongs to the epoch that produced it
+            result.history[-1].update(delta_label=delta_label, n_clusters_used=n_clusters_used)
+            break
         result.n_epochs = epoch + 1
         elapsed = time.perf_counter() - start
         # one synchronisation per epoch, not per step
