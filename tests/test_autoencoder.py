@@ -83,3 +83,9 @@ def test_unscaled_data_with_sgd_fails_loudly_not_silently():
 def test_bce_needs_unit_interval(blobs):
     with pytest.raises(ValueError, match=r"loss='bce' needs every feature in \[0, 1\]"):
         fast_autoencoder(loss="bce").fit(blobs[0])
+
+
+def test_batch_norm_with_a_trailing_one_row_batch():
+    X = np.random.RandomState(0).rand(33, 5)  # 33 = 32 + 1
+    ae = fast_autoencoder(batch_norm=True, batch_size=32, max_epochs=2).fit(X)
+    assert np.isfinite(ae.transform(X)).all()

@@ -98,6 +98,11 @@ def train(
     result = TrainingResult()
     n_samples = len(data)
     n_batches = math.ceil(n_samples / batch_size)
+    bounds = [min(b * batch_size, n_samples) for b in range(n_batches + 1)]
+    if n_batches > 1 and bounds[-1] - bounds[-2] == 1:
+        # a one-row batch breaks batch norm: the last row joins the batch before
+        n_batches -= 1
+        bounds = bounds[:-2] + [n_samples]
     interval = checkpoint_interval or n_batches
     previous_labels = initial_labels
     delta_label = n_clusters_used = None
@@ -117,7 +122,7 @@ def train(
                         result.converged = True
                         break
                 previous_labels = labels
-            index = order[b * batch_size : (b + 1) * batch_size]
+            index = order[bounds[b] : bounds[b + 1]]
             parts = batch_loss(data.rows(index), index)
             optimizer.zero_grad(set_to_none=True)
             parts["loss"].backward()
