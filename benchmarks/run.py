@@ -93,6 +93,8 @@ def _methods():
     if hasattr(skdeepcluster, "IDEC"):
         methods["DEC"] = lambda c: _deep(skdeepcluster.DEC, c)
         methods["IDEC"] = lambda c: _deep(skdeepcluster.IDEC, c)
+        for gamma in GAMMA_SWEEP:  # the IDEC paper's Figure 4, in small
+            methods[f"IDEC gamma={gamma}"] = lambda c, gamma=gamma: _deep(skdeepcluster.IDEC, c, gamma=gamma)
     if hasattr(skdeepcluster, "DAMIC"):
         # DAMIC pretrains its own autoencoder (batch norm, sigmoid output, BCE), as its paper
         methods["DAMIC"] = lambda c: skdeepcluster.DAMIC(
@@ -105,8 +107,10 @@ def _methods():
     return methods
 
 
+GAMMA_SWEEP = (0.01, 0.05, 0.1, 0.2, 0.5, 1.0)
+
 #: Methods that start from the seed's shared pretrained autoencoder.
-SHARED_AUTOENCODER = {"AE+KMeans", "AE+GMM", "DKM^p", "DEC", "IDEC"}
+SHARED_AUTOENCODER = {"AE+KMeans", "AE+GMM", "DKM^p", "DEC", "IDEC"} | {f"IDEC gamma={g}" for g in GAMMA_SWEEP}
 
 DEFAULT_METHODS = {
     "digits": ["KMeans", "GMM", "AE+KMeans", "AE+GMM", "DKM^p", "DKM^a", "DEC", "IDEC", "DAMIC"],
