@@ -90,6 +90,10 @@ def _methods():
             max_epochs=c["dkm_annealing_epochs"], **c["common"],
         ),
     }
+    for weight in DKM_LAMBDA_SWEEP:  # the paper's line search over lambda, in small
+        methods[f"DKM^p lambda={weight}"] = lambda c, weight=weight: _deep(
+            DeepKMeans, c, embedding_dim=10, max_epochs=c["dkm_epochs"], clustering_weight=weight
+        )
     if hasattr(skdeepcluster, "IDEC"):
         methods["DEC"] = lambda c: _deep(skdeepcluster.DEC, c)
         methods["IDEC"] = lambda c: _deep(skdeepcluster.IDEC, c)
@@ -108,9 +112,15 @@ def _methods():
 
 
 GAMMA_SWEEP = (0.01, 0.05, 0.1, 0.2, 0.5, 1.0)
+#: DeepKMeans' lambda besides the default 0.01 ("DKM^p").
+DKM_LAMBDA_SWEEP = (0.001, 0.1, 1.0)
 
 #: Methods that start from the seed's shared pretrained autoencoder.
-SHARED_AUTOENCODER = {"AE+KMeans", "AE+GMM", "DKM^p", "DEC", "IDEC"} | {f"IDEC gamma={g}" for g in GAMMA_SWEEP}
+SHARED_AUTOENCODER = (
+    {"AE+KMeans", "AE+GMM", "DKM^p", "DEC", "IDEC"}
+    | {f"IDEC gamma={g}" for g in GAMMA_SWEEP}
+    | {f"DKM^p lambda={w}" for w in DKM_LAMBDA_SWEEP}
+)
 
 DEFAULT_METHODS = {
     "digits": ["KMeans", "GMM", "AE+KMeans", "AE+GMM", "DKM^p", "DKM^a", "DEC", "IDEC", "DAMIC"],
