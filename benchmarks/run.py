@@ -105,6 +105,12 @@ def _methods():
             c["n_clusters"], **c["common"],
             **({} if c["deep_max_epochs"] is None else {"max_epochs": c["deep_max_epochs"]}),
         )
+        # the benchmark protocol's variant: k-means on the seed's shared autoencoder
+        # gives the initial partition, so DAMIC compares with AE+KMeans on one start
+        methods["DAMIC (shared AE)"] = lambda c: skdeepcluster.DAMIC(
+            c["n_clusters"], autoencoder=_autoencoder(c), **c["common"],
+            **({} if c["deep_max_epochs"] is None else {"max_epochs": c["deep_max_epochs"]}),
+        )
     methods["Spectral"] = lambda c: SpectralClustering(
         c["n_clusters"], affinity="nearest_neighbors", n_neighbors=10, random_state=c["seed"]
     )
@@ -117,7 +123,7 @@ DKM_LAMBDA_SWEEP = (0.001, 0.1, 1.0)
 
 #: Methods that start from the seed's shared pretrained autoencoder.
 SHARED_AUTOENCODER = (
-    {"AE+KMeans", "AE+GMM", "DKM^p", "DEC", "IDEC"}
+    {"AE+KMeans", "AE+GMM", "DKM^p", "DEC", "IDEC", "DAMIC (shared AE)"}
     | {f"IDEC gamma={g}" for g in GAMMA_SWEEP}
     | {f"DKM^p lambda={w}" for w in DKM_LAMBDA_SWEEP}
 )
