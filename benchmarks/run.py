@@ -45,12 +45,18 @@ from skdeepcluster.metrics import clustering_accuracy
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def _synthetic():
-    X, y, _ = make_dcn_synthetic(random_state=0)
+def _synthetic(latent="elongated"):
+    X, y, _ = make_dcn_synthetic(latent=latent, random_state=0)
     return X, y
 
 
-DATASETS = {"digits": load_digits_scaled, "mnist5k": load_mnist_5k, "synthetic": _synthetic}
+DATASETS = {
+    "digits": load_digits_scaled,
+    "mnist5k": load_mnist_5k,
+    "synthetic": _synthetic,
+    # the latent layout of the DCN authors' generator script (round, separated clusters)
+    "synthetic-round": lambda: _synthetic("round"),
+}
 
 #: Run settings. "full" keeps every estimator's defaults (the papers');
 #: "quick" shortens training for a first look.
@@ -62,7 +68,10 @@ SETTINGS = {
 
 #: Autoencoder shape per dataset where the default d-500-500-2000-10 is not
 #: the papers': DAMIC's paper pretrains 100-50-10-2 on its synthetic data.
-AUTOENCODER_SHAPES = {"synthetic": {"hidden_dims": (100, 50, 10), "embedding_dim": 2}}
+AUTOENCODER_SHAPES = {
+    "synthetic": {"hidden_dims": (100, 50, 10), "embedding_dim": 2},
+    "synthetic-round": {"hidden_dims": (100, 50, 10), "embedding_dim": 2},
+}
 
 
 def _autoencoder(ctx):
@@ -132,6 +141,7 @@ DEFAULT_METHODS = {
     "digits": ["KMeans", "GMM", "AE+KMeans", "AE+GMM", "DKM^p", "DKM^a", "DEC", "IDEC", "DAMIC"],
     "mnist5k": ["KMeans", "GMM", "AE+KMeans", "AE+GMM", "DKM^p", "DKM^a", "DEC", "IDEC", "DAMIC"],
     "synthetic": ["KMeans", "Spectral", "AE+KMeans", "DAMIC"],
+    "synthetic-round": ["KMeans", "Spectral", "AE+KMeans", "DAMIC"],
 }
 
 
