@@ -150,8 +150,10 @@ class DeepKMeans(BaseDeepClusterer):
     Examples
     --------
     >>> from sklearn.datasets import make_blobs
+    >>> from sklearn.preprocessing import minmax_scale
     >>> from skdeepcluster import DeepKMeans
     >>> X, _ = make_blobs(300, n_features=10, centers=3, random_state=0)
+    >>> X = minmax_scale(X)  # the default pretraining (SGD, rate 1.0) wants scaled features
     >>> dkm = DeepKMeans(n_clusters=3, hidden_dims=(32,), pretrain_epochs=10,
     ...                  max_epochs=10, device="cpu", random_state=0)
     >>> dkm.fit_predict(X).shape
