@@ -433,15 +433,19 @@ class DAMIC(BaseDeepClusterer):
       (standard deviation 1.5, centres 10 apart), where k-means on the
       latent reaches NMI 0.997; ``make_dcn_synthetic``'s elongated,
       overlapping clusters cap even a Gaussian mixture on the latent at
-      0.93. On 4,000 points drawn that way (``x = sigmoid(W v) ** 2``)
-      k-means on x gives NMI 0.79 (the paper's KM row: 0.80) and the
-      defaults, seeds 0-4, NMI 0.917 / 0.928 / 0.877 / 0.889 / 0.931
-      (mean 0.908), ARI 0.930 / 0.948 / 0.891 / 0.904 / 0.942 (mean 0.923),
-      from k-means starts of mean NMI 0.893 / ARI 0.908.
+      0.93. With that layout (``make_dcn_synthetic(latent="round")``, data
+      seed 0) k-means on x gives NMI 0.77 (the paper's KM row: 0.80) and the
+      defaults, seeds 0-4, NMI 0.887 / ARI 0.901 on average (benchmark
+      ``synthetic-round``); another draw of the same layout gave 0.908 /
+      0.923.
 
     On MNIST-5k (seed 0) NMI 0.554 / ARI 0.406 against 0.506 / 0.371 for
     its AE + k-means start, with all ten autoencoders owning data; about
-    330 s per fit.
+    330 s per fit. Started instead from the shared denoising autoencoder
+    of the benchmark (``autoencoder=AutoEncoder()``, k-means on its
+    embedding gives the initial partition), seeds 0-4: NMI 0.634 / ARI
+    0.548 on average, above AE + k-means on the same autoencoders (0.579 /
+    0.485) on every seed, all ten autoencoders owning data.
 
     The K autoencoders run as one batched computation
     (:class:`StackedMLP`: weights of shape (K, in, out), ``torch.baddbmm``,
