@@ -61,7 +61,7 @@ DATASETS = {
 #: Run settings. "full" keeps every estimator's defaults (the papers');
 #: "quick" shortens training for a first look.
 SETTINGS = {
-    "full": {"pretrain_epochs": 300, "dkm_epochs": 100, "dkm_annealing_epochs": 200, "deep_max_epochs": None},
+    "full": {"pretrain_epochs": 400, "dkm_epochs": 100, "dkm_annealing_epochs": 200, "deep_max_epochs": None},
     "quick": {"pretrain_epochs": 40, "dkm_epochs": 30, "dkm_annealing_epochs": 60, "deep_max_epochs": 30},
 }
 

@@ -80,7 +80,7 @@ class DeepKMeans(BaseDeepClusterer):
         Encoder hidden widths (the decoder mirrors them).
     embedding_dim : int or None, default=None
         Embedding size; ``None`` means ``n_clusters``, as in the paper.
-    pretrain_epochs : int, default=300
+    pretrain_epochs : int, default=400
         Epochs of autoencoder pretraining (:class:`AutoEncoder`'s recipe);
         ``0`` for DKM^a.
     max_epochs : int, default=100
@@ -178,7 +178,7 @@ class DeepKMeans(BaseDeepClusterer):
         clustering_weight=0.01,
         hidden_dims=(500, 500, 2000),
         embedding_dim=None,
-        pretrain_epochs=300,
+        pretrain_epochs=400,
         max_epochs=100,
         batch_size=256,
         learning_rate=None,

@@ -94,7 +94,7 @@ class IDEC(BaseDeepClusterer):
         ``d-500-500-2000-10``.
     embedding_dim : int, default=10
         Size of the embedding ``z`` (the paper's 10).
-    pretrain_epochs : int, default=300
+    pretrain_epochs : int, default=400
         Epochs of autoencoder pretraining (:class:`AutoEncoder`'s recipe).
     max_epochs : int, default=100
         Upper bound on the clustering epochs when the ``tol`` rule has not
@@ -232,7 +232,7 @@ class IDEC(BaseDeepClusterer):
         update_interval=None,
         hidden_dims=(500, 500, 2000),
         embedding_dim=10,
-        pretrain_epochs=300,
+        pretrain_epochs=400,
         max_epochs=100,
         batch_size=256,
         learning_rate=1e-3,
@@ -336,7 +336,7 @@ class DEC(IDEC):
         Encoder hidden widths of the pretrained autoencoder.
     embedding_dim : int, default=10
         Size of the embedding ``z``.
-    pretrain_epochs : int, default=300
+    pretrain_epochs : int, default=400
         Epochs of autoencoder pretraining (:class:`AutoEncoder`'s recipe).
     max_epochs : int, default=100
         Upper bound on the clustering epochs.
@@ -425,7 +425,7 @@ class DEC(IDEC):
         update_interval=None,
         hidden_dims=(500, 500, 2000),
         embedding_dim=10,
-        pretrain_epochs=300,
+        pretrain_epochs=400,
         max_epochs=100,
         batch_size=256,
         learning_rate=0.01,
