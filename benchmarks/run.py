@@ -27,6 +27,7 @@ import platform
 import sys
 import threading
 import time
+import warnings
 
 import numpy as np
 import psutil
@@ -179,7 +180,11 @@ def _scores(y, labels):
 
 
 def _fit_labels(estimator, X):
-    return np.asarray(estimator.fit_predict(X))
+    """Labels of ``fit_predict`` and the messages of the warnings it raised."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        labels = np.asarray(estimator.fit_predict(X))
+    return labels, sorted({str(w.message) for w in caught})
 
 
 def _extra(estimator):
@@ -343,8 +348,10 @@ def run_dataset(name, seeds, methods, settings, device, cache, log, save=lambda 
             try:
                 with PeakMemory() as memory:
                     start = time.perf_counter()
-                    labels = _fit_labels(estimator, X)
+                    labels, messages = _fit_labels(estimator, X)
                     record["fit_seconds"] = time.perf_counter() - start
+                if messages:
+                    record["warnings"] = messages
                 record["peak_memory_mb"] = memory.megabytes
                 record.update(_scores(y, labels))
                 record.update(_extra(estimator))
