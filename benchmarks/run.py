@@ -69,10 +69,8 @@ SETTINGS = {
 
 #: Autoencoder shape per dataset where the default d-500-500-2000-10 is not
 #: the papers': DAMIC's paper pretrains 100-50-10-2 on its synthetic data.
-AUTOENCODER_SHAPES = {
-    "synthetic": {"hidden_dims": (100, 50, 10), "embedding_dim": 2},
-    "synthetic-round": {"hidden_dims": (100, 50, 10), "embedding_dim": 2},
-}
+_DAMIC_SYNTHETIC_SHAPE = {"hidden_dims": (100, 50, 10), "embedding_dim": 2}
+AUTOENCODER_SHAPES = {"synthetic": _DAMIC_SYNTHETIC_SHAPE, "synthetic-round": _DAMIC_SYNTHETIC_SHAPE}
 
 
 def _autoencoder(ctx):
