@@ -198,13 +198,14 @@ def _extra(estimator):
     return info
 
 
-def bare_pretraining_speed(X, epochs, batch_size=256, noise=0.2, lr=1.0, momentum=0.9, seed=0):
+def bare_pretraining_speed(X, epochs, batch_size=256, noise=0.2, lr=1.0, momentum=0.9, seed=0, device="cpu"):
     """Samples/second of a plain PyTorch loop with AutoEncoder's default recipe.
 
     Written without the package: the same d-500-500-2000-10 ReLU network,
     Glorot init, masking noise, per-element MSE, SGD with momentum, random
-    batches sliced from a tensor. Median over epochs.
+    batches sliced from a tensor on ``device``. Median over epochs.
     """
+    device = torch.device(device)
     torch.manual_seed(seed)
     d = X.shape[1]
     sizes = [d, 500, 500, 2000, 10, 2000, 500, 500, d]
@@ -213,39 +214,40 @@ def bare_pretraining_speed(X, epochs, batch_size=256, noise=0.2, lr=1.0, momentu
         layers.append(torch.nn.Linear(sizes[i], sizes[i + 1]))
         if i not in (3, len(sizes) - 2):  # linear embedding and output
             layers.append(torch.nn.ReLU())
-    net = torch.nn.Sequential(*layers)
+    net = torch.nn.Sequential(*layers).to(device)
     for layer in net:
         if isinstance(layer, torch.nn.Linear):
             torch.nn.init.xavier_uniform_(layer.weight)
             torch.nn.init.zeros_(layer.bias)
-    data = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+    data = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)).to(device)
     opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum)
     n = data.shape[0]
     rates = []
     for _ in range(epochs):
         start = time.perf_counter()
-        order = torch.randperm(n)
+        order = torch.randperm(n, device=device)
         for b in range(0, n, batch_size):
             x = data[order[b : b + batch_size]]
-            noisy = x * (torch.rand(x.shape) >= noise)
+            noisy = x * (torch.rand(x.shape, device=device) >= noise)
             loss = torch.nn.functional.mse_loss(net(noisy), x)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        loss.item()
+        loss.item()  # waits for the device
         rates.append(n / (time.perf_counter() - start))
     return float(np.median(rates))
 
 
-def measure_pretraining_speed(X, epochs=6, rounds=2):
+def measure_pretraining_speed(X, epochs=6, rounds=2, device="cpu"):
     """Ours vs the bare loop, interleaved so that machine load hits both alike."""
     ours, bare = [], []
     for r in range(rounds):
-        ae = AutoEncoder(max_epochs=epochs, device="cpu", random_state=r).fit(X)
+        ae = AutoEncoder(max_epochs=epochs, device=device, random_state=r).fit(X)
         ours.append(float(np.median([h["samples_per_second"] for h in ae.history_])))
-        bare.append(bare_pretraining_speed(X, epochs, seed=r))
+        bare.append(bare_pretraining_speed(X, epochs, seed=r, device=device))
     ours_rate, bare_rate = float(np.median(ours)), float(np.median(bare))
     return {
+        "device": str(device),
         "epochs_per_round": epochs,
         "rounds": rounds,
         "skdeepcluster_samples_per_second": ours_rate,
@@ -443,12 +445,17 @@ def main(argv=None):
         help="only rebuild the table and plots of saved (possibly partial) runs, merged under --name",
     )
     parser.add_argument("--speed-only", metavar="DATASET", help="only compare pretraining speed with a bare PyTorch loop")
+    parser.add_argument("--speed-epochs", type=int, default=6, help="epochs per round of the speed comparison")
     args = parser.parse_args(argv)
     if args.speed_only:
         X, _ = DATASETS[args.speed_only]()
-        speed = dict(measure_pretraining_speed(X), dataset=args.speed_only, environment=environment("cpu"))
+        speed = dict(
+            measure_pretraining_speed(X, epochs=args.speed_epochs, device=args.device),
+            dataset=args.speed_only, environment=environment(args.device),
+        )
         os.makedirs(args.out, exist_ok=True)
-        with open(os.path.join(args.out, f"speed_{args.speed_only}.json"), "w") as handle:
+        suffix = "" if args.device == "cpu" else "_" + args.device.replace(":", "")
+        with open(os.path.join(args.out, f"speed_{args.speed_only}{suffix}.json"), "w") as handle:
             json.dump(speed, handle, indent=1)
         sys.stdout.write(json.dumps(speed, indent=1) + "\n")
         return speed
@@ -492,7 +499,7 @@ def main(argv=None):
         entry.update(records=records, pretraining=pretraining, methods=methods)
         if args.speed and dataset != "synthetic":
             X, _ = DATASETS[dataset]()
-            entry["pretraining_speed"] = measure_pretraining_speed(X)
+            entry["pretraining_speed"] = measure_pretraining_speed(X, device=args.device)
             log(json.dumps(entry["pretraining_speed"]))
         save(dataset, records)
 

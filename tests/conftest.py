@@ -1,4 +1,10 @@
-"""Fast settings shared by the tests: tiny networks, few epochs, CPU."""
+"""Fast settings shared by the tests: tiny networks, few epochs, CPU.
+
+``SKDEEPCLUSTER_TEST_DEVICE=cuda python -m pytest tests`` runs every test
+that uses these settings on that device instead (the default is "cpu").
+"""
+
+import os
 
 import numpy as np
 import pytest
@@ -11,6 +17,9 @@ import skdeepcluster
 # processes each spinning on every core slow each other down many times over.
 torch.set_num_threads(1)
 
+#: Device of the fast settings; set SKDEEPCLUSTER_TEST_DEVICE to run the suite on a GPU.
+TEST_DEVICE = os.environ.get("SKDEEPCLUSTER_TEST_DEVICE", "cpu")
+
 #: Settings every clusterer accepts (the base class's shared parameters).
 FAST_SHARED = dict(
     hidden_dims=(32,),
@@ -18,7 +27,7 @@ FAST_SHARED = dict(
     pretrain_epochs=15,
     max_epochs=8,
     batch_size=32,
-    device="cpu",
+    device=TEST_DEVICE,
     random_state=0,
 )
 
@@ -39,7 +48,7 @@ def fast_autoencoder(**overrides):
     [0, 1]) diverges."""
     params = dict(
         hidden_dims=(32,), embedding_dim=3, max_epochs=15, batch_size=32,
-        optimizer="adam", learning_rate=0.01, device="cpu", random_state=0,
+        optimizer="adam", learning_rate=0.01, device=TEST_DEVICE, random_state=0,
     )
     params.update(overrides)
     return skdeepcluster.AutoEncoder(**params)

@@ -139,9 +139,10 @@ def train(
             result.history[-1].update(delta_label=delta_label, n_clusters_used=n_clusters_used)
             break
         result.n_epochs = epoch + 1
-        elapsed = time.perf_counter() - start
-        # one synchronisation per epoch, not per step
+        # one synchronisation per epoch, not per step; the clock stops after
+        # it, so that a GPU's queued work is counted in its epoch
         means = {name: (value / max(seen, 1)).item() for name, value in sums.items()}
+        elapsed = time.perf_counter() - start
         _check_finite(means, phase)
         record = {"epoch": epoch, **means, "delta_label": delta_label}
         if checkpoint is not None:
