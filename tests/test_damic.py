@@ -175,7 +175,8 @@ def test_gate_decision_and_outputs(fitted, unit_blobs):
     proba = est.predict_proba(X)
     module = est._inference_copy(est.module_)
     with torch.no_grad():
-        gate = torch.softmax(module.gate(torch.tensor(X, dtype=torch.float64)), dim=1).numpy()
+        x = torch.tensor(X, dtype=torch.float64, device=est.device_)
+        gate = torch.softmax(module.gate(x), dim=1).cpu().numpy()
     np.testing.assert_allclose(proba, gate, rtol=1e-10)
     np.testing.assert_array_equal(est.labels_, proba.argmax(axis=1))
     d = est.reconstruction_errors(X)
@@ -219,12 +220,12 @@ def test_a_cluster_emptied_in_training_warns(fitted, unit_blobs):
     X, _ = unit_blobs
     est = fitted
     saved = {k: v.clone() for k, v in est.module_.state_dict().items()}
-    est._fit_state = {"owned": torch.ones(3, dtype=torch.bool), "n_batches": 1}
+    est._fit_state = {"owned": torch.ones(3, dtype=torch.bool, device=est.device_), "n_batches": 1}
     try:
         with torch.no_grad():
-            est.module_.gate[-1].bias[:] = torch.tensor([1e4, 0.0, 0.0])
+            est.module_.gate[-1].bias[:] = torch.tensor([1e4, 0.0, 0.0], device=est.device_)
         with pytest.warns(ConvergenceWarning, match=r"autoencoder\(s\) \[1, 2\] lost all their points"):
-            labels = est._on_checkpoint(3, DeviceData(X, "cpu"))
+            labels = est._on_checkpoint(3, DeviceData(X, est.device_))
         assert torch.all(labels == 0)
     finally:
         del est._fit_state

@@ -103,7 +103,7 @@ def test_empty_cluster_is_reseeded(blobs):
     est._fit_state = {"n_batches": 1, "alpha": 1000.0}
     with torch.no_grad():
         est.module_.centers[2] = 1e6
-    labels = est._on_checkpoint(0, DeviceData(X, "cpu"))
+    labels = est._on_checkpoint(0, DeviceData(X, est.device_))
     del est._fit_state
     assert torch.bincount(labels, minlength=3).min() >= 1
     assert torch.all(est.module_.centers.abs() < 1e5)

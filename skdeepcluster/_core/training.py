@@ -110,8 +110,10 @@ def train(
     for epoch in range(n_epochs):
         start = time.perf_counter()
         order = torch.randperm(n_samples, generator=generator).to(data.device)
-        sums = {}
-        seen = 0
+        # per-batch losses are only gathered here (no arithmetic per step:
+        # on a GPU each extra op is a launch) and averaged at the epoch's end
+        batch_values = {}
+        batch_sizes = []
         for b in range(n_batches):
             if checkpoint is not None and result.n_steps % interval == 0:
                 labels = checkpoint(result.n_steps)
@@ -128,11 +130,10 @@ def train(
             parts["loss"].backward()
             optimizer.step()
             result.n_steps += 1
-            m = index.shape[0]
-            seen += m
+            batch_sizes.append(index.shape[0])
             for name, value in parts.items():
-                value = value.detach() * m
-                sums[name] = sums[name] + value if name in sums else value
+                batch_values.setdefault(name, []).append(value.detach())
+        seen = sum(batch_sizes)
         if seen == 0 and result.history:
             # the tol rule stopped before this epoch's first step: the label
             # change belongs to the epoch that produced it
@@ -141,7 +142,7 @@ def train(
         result.n_epochs = epoch + 1
         # one synchronisation per epoch, not per step; the clock stops after
         # it, so that a GPU's queued work is counted in its epoch
-        means = {name: (value / max(seen, 1)).item() for name, value in sums.items()}
+        means = _weighted_means(batch_values, batch_sizes)
         elapsed = time.perf_counter() - start
         _check_finite(means, phase)
         record = {"epoch": epoch, **means, "delta_label": delta_label}
@@ -155,3 +156,18 @@ def train(
             break
     progress.close()
     return result
+
+
+def _weighted_means(batch_values, batch_sizes):
+    """Mean of each loss part over an epoch's samples, with one device sync."""
+    if not batch_values or not batch_sizes:
+        return {}
+    names = list(batch_values)
+    target = batch_values[names[0]][0].device
+    weights = torch.tensor(batch_sizes, dtype=torch.float64)
+    totals = []
+    for name in names:
+        # a part may live on another device than the loss (e.g. a CPU scalar)
+        stacked = torch.stack(batch_values[name]).double()
+        totals.append((stacked * weights.to(stacked.device)).sum().to(target))
+    return dict(zip(names, (torch.stack(totals) / weights.sum().item()).tolist()))
