@@ -154,7 +154,13 @@ class DeepKMeans(BaseDeepClusterer):
     the soft weights are one-hot, so each embedding is pulled towards its
     current k-means representative and the partition of the start is
     kept, errors included; the paper's gain (MNIST-70k, 55,000 steps) does
-    not show at 5,000 rows.
+    not show at 5,000 rows. Longer pretraining and other settings did not
+    change that (GPU, 5 seeds, ``benchmarks/results/gpu/pretraining_length.md``):
+    on 800- and 1,200-epoch autoencoders the defaults gave 0.667 and 0.664
+    against 0.676 and 0.679 for AE + k-means; lambda 1 for 300 epochs 0.637
+    and 0.625; lr 3e-4, lambda 0.1, 200 epochs 0.647 and 0.640; the
+    authors' code's values (lr 1e-3, lambda 1), with a fresh Adam rather
+    than their carried-over one, broke the network (0.29).
 
     Examples
     --------
