@@ -108,17 +108,19 @@ def _methods():
         for gamma in GAMMA_SWEEP:  # the IDEC paper's Figure 4, in small
             methods[f"IDEC gamma={gamma}"] = lambda c, gamma=gamma: _deep(skdeepcluster.IDEC, c, gamma=gamma)
     if hasattr(skdeepcluster, "DAMIC"):
+        def damic(c, **params):
+            if c["deep_max_epochs"] is not None:
+                params["max_epochs"] = c["deep_max_epochs"]
+            return skdeepcluster.DAMIC(c["n_clusters"], **c["common"], **params)
+
         # DAMIC pretrains its own autoencoder (batch norm, sigmoid output, BCE), as its paper
-        methods["DAMIC"] = lambda c: skdeepcluster.DAMIC(
-            c["n_clusters"], **c["common"],
-            **({} if c["deep_max_epochs"] is None else {"max_epochs": c["deep_max_epochs"]}),
-        )
+        methods["DAMIC"] = lambda c: damic(c)
         # the benchmark protocol's variant: k-means on the seed's shared autoencoder
         # gives the initial partition, so DAMIC compares with AE+KMeans on one start
-        methods["DAMIC (shared AE)"] = lambda c: skdeepcluster.DAMIC(
-            c["n_clusters"], autoencoder=_autoencoder(c), **c["common"],
-            **({} if c["deep_max_epochs"] is None else {"max_epochs": c["deep_max_epochs"]}),
-        )
+        methods["DAMIC (shared AE)"] = lambda c: damic(c, autoencoder=_autoencoder(c))
+        # the initial partition from a full-covariance Gaussian mixture instead of k-means
+        methods["DAMIC (GMM start)"] = lambda c: damic(c, init="gmm")
+        methods["DAMIC (GMM start, shared AE)"] = lambda c: damic(c, init="gmm", autoencoder=_autoencoder(c))
     methods["Spectral"] = lambda c: SpectralClustering(
         c["n_clusters"], affinity="nearest_neighbors", n_neighbors=10, random_state=c["seed"]
     )
@@ -131,7 +133,7 @@ DKM_LAMBDA_SWEEP = (0.001, 0.1, 1.0)
 
 #: Methods that start from the seed's shared pretrained autoencoder.
 SHARED_AUTOENCODER = (
-    {"AE+KMeans", "AE+GMM", "DKM^p", "DEC", "IDEC", "DAMIC (shared AE)"}
+    {"AE+KMeans", "AE+GMM", "DKM^p", "DEC", "IDEC", "DAMIC (shared AE)", "DAMIC (GMM start, shared AE)"}
     | {f"IDEC gamma={g}" for g in GAMMA_SWEEP}
     | {f"DKM^p lambda={w}" for w in DKM_LAMBDA_SWEEP}
 )

@@ -274,7 +274,7 @@ class DAMIC(BaseDeepClusterer):
     Initialisation follows the paper (sec. 2, Table 1): one autoencoder is
     trained on all the data (``pretrain_epochs``; batch norm, ReLU, sigmoid
     output, binary cross-entropy, Adam); k-means on its bottleneck gives
-    initial labels; the gate is trained on those labels by cross-entropy
+    initial labels (or a Gaussian mixture, ``init="gmm"``); the gate is trained on those labels by cross-entropy
     (``gate_pretrain_epochs``) and autoencoder i on the points of k-means
     cluster i (``expert_pretrain_epochs``); then the joint training of eq.
     (3) runs for up to ``max_epochs``.
@@ -290,6 +290,11 @@ class DAMIC(BaseDeepClusterer):
         with the smallest reconstruction error (eq. 6). ``predict_proba``
         follows the rule: ``p(c|x)`` for ``"gate"``, ``softmax(-d)`` for
         ``"reconstruction"``.
+    init : {"kmeans", "gmm"}, default="kmeans"
+        Initial partition of the single autoencoder's embedding: k-means
+        (the paper) or a full-covariance Gaussian mixture, both with 10
+        restarts. The mixture follows elongated clusters that k-means cuts
+        across; the joint training keeps most of its start (see Notes).
     output_activation : {"sigmoid", None}, default="sigmoid"
         Output layer of every autoencoder. ``"sigmoid"`` (the paper) also
         makes all pre-training use binary cross-entropy and needs X in
@@ -484,6 +489,7 @@ class DAMIC(BaseDeepClusterer):
     _parameter_rules = {
         **SHARED_RULES,
         "decision": Options("gate", "reconstruction"),
+        "init": Options("kmeans", "gmm"),
         "output_activation": Options("sigmoid", None),
         "expert_hidden_dims": AnyOf(LayerSizes(), _AUTO),
         "gate_hidden_dims": AnyOf(LayerSizes(), _AUTO),
@@ -498,6 +504,7 @@ class DAMIC(BaseDeepClusterer):
         n_clusters=8,
         *,
         decision="gate",
+        init="kmeans",
         output_activation="sigmoid",
         expert_hidden_dims="auto",
         gate_hidden_dims="auto",
@@ -518,6 +525,7 @@ class DAMIC(BaseDeepClusterer):
     ):
         self.n_clusters = n_clusters
         self.decision = decision
+        self.init = init
         self.output_activation = output_activation
         self.expert_hidden_dims = expert_hidden_dims
         self.gate_hidden_dims = gate_hidden_dims
@@ -595,9 +603,12 @@ class DAMIC(BaseDeepClusterer):
         widths = self._gate_widths()
         return widths[-1] if widths else self.n_features_in_
 
-    # -- initialisation: gate on k-means labels, expert i on cluster i -------------
+    # -- initialisation: gate on the initial labels, expert i on cluster i ---------
     def _init_clusters(self, Z, data, seed):
-        _, labels = self._kmeans(Z, seed, n_init=10)
+        if self.init == "gmm":
+            _, labels = self._gaussian_mixture(Z, seed, n_init=10)
+        else:
+            _, labels = self._kmeans(Z, seed, n_init=10)
         labels = labels.long()
         self.initial_labels_ = labels.cpu().numpy().astype(np.int64)
         module = self.module_

@@ -17,6 +17,7 @@ import torch
 from sklearn.base import BaseEstimator, clone, ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.mixture import GaussianMixture
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -225,6 +226,13 @@ class BaseDeepClusterer(
         labels = km.fit_predict(Z.detach().cpu().double().numpy())
         centers = torch.as_tensor(km.cluster_centers_, dtype=Z.dtype, device=Z.device)
         return centers, torch.as_tensor(labels, device=Z.device)
+
+    def _gaussian_mixture(self, Z, seed, n_init=10):
+        """Full-covariance sklearn GaussianMixture on an embedding tensor; returns (means, labels) tensors."""
+        gmm = GaussianMixture(self.n_clusters, covariance_type="full", n_init=n_init, random_state=seed)
+        labels = gmm.fit_predict(Z.detach().cpu().double().numpy())
+        means = torch.as_tensor(gmm.means_, dtype=Z.dtype, device=Z.device)
+        return means, torch.as_tensor(labels, device=Z.device)
 
     # -- fit template -------------------------------------------------------------
     def fit(self, X, y=None):

@@ -258,11 +258,48 @@ def test_sigmoid_output_needs_unit_interval(blobs):
         ({"gate_pretrain_epochs": -1}, "'gate_pretrain_epochs' parameter"),
         ({"expert_pretrain_epochs": 1.5}, "'expert_pretrain_epochs' parameter"),
         ({"embedding_dim": 0}, "'embedding_dim' parameter"),
+        ({"init": "k-means++"}, "'init' parameter"),
     ],
 )
 def test_bad_parameters(blobs, params, match):
     with pytest.raises(ValueError, match=match):
         fast(DAMIC, n_clusters=3, **params).fit(blobs[0])
+
+
+def _anisotropic_blobs():
+    """scikit-learn's sheared blobs: k-means cuts across them, a full-covariance mixture does not."""
+    X, y = make_blobs(n_samples=500, random_state=170)
+    return X @ np.array([[0.6, -0.6], [-0.4, 0.8]]), y
+
+
+def test_gaussian_mixture_partition_follows_elongated_clusters():
+    from sklearn.cluster import KMeans
+    from sklearn.mixture import GaussianMixture
+
+    Z, y = _anisotropic_blobs()
+    est = DAMIC(n_clusters=3)
+    _, labels = est._gaussian_mixture(torch.tensor(Z, dtype=torch.float64), seed=3)
+    expected = GaussianMixture(3, covariance_type="full", n_init=10, random_state=3).fit_predict(Z)
+    np.testing.assert_array_equal(labels.numpy(), expected)
+    assert adjusted_rand_score(y, labels.numpy()) > 0.95
+    assert adjusted_rand_score(y, KMeans(3, n_init=10, random_state=3).fit_predict(Z)) < 0.7
+
+
+@pytest.mark.parametrize("init, used, unused", [("kmeans", "_kmeans", "_gaussian_mixture"), ("gmm", "_gaussian_mixture", "_kmeans")])
+def test_init_picks_the_initial_partition(unit_blobs, monkeypatch, init, used, unused):
+    X, y = unit_blobs
+    calls = []
+    for name in (used, unused):
+        original = getattr(DAMIC, name)
+
+        def spy(self, Z, seed, n_init=10, _original=original, _name=name):
+            calls.append(_name)
+            return _original(self, Z, seed, n_init)
+
+        monkeypatch.setattr(DAMIC, name, spy)
+    est = fast(DAMIC, n_clusters=3, init=init, output_activation="sigmoid").fit(X)
+    assert calls == [used]
+    assert adjusted_rand_score(y, est.initial_labels_) > 0.9
 
 
 def test_default_autoencoder_is_the_papers_recipe():
