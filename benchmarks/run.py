@@ -141,8 +141,8 @@ SHARED_AUTOENCODER = (
 DEFAULT_METHODS = {
     "digits": ["KMeans", "GMM", "AE+KMeans", "AE+GMM", "DKM^p", "DKM^a", "DEC", "IDEC", "DAMIC"],
     "mnist5k": ["KMeans", "GMM", "AE+KMeans", "AE+GMM", "DKM^p", "DKM^a", "DEC", "IDEC", "DAMIC"],
-    "synthetic": ["KMeans", "Spectral", "AE+KMeans", "DAMIC"],
-    "synthetic-round": ["KMeans", "Spectral", "AE+KMeans", "DAMIC"],
+    "synthetic": ["KMeans", "Spectral", "AE+KMeans", "AE+GMM", "DAMIC", "DAMIC (GMM start)", "DAMIC (GMM start, shared AE)"],
+    "synthetic-round": ["KMeans", "Spectral", "AE+KMeans", "AE+GMM", "DAMIC", "DAMIC (GMM start)", "DAMIC (GMM start, shared AE)"],
 }
 
 
