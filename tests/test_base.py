@@ -9,7 +9,7 @@ from skdeepcluster._core.cache import cached_call
 from skdeepcluster._core.data import DeviceData
 from skdeepcluster._core.device import available_or_cpu, resolve_device, seeded
 from skdeepcluster._core.params import Integer, LayerSizes, Options, Real
-from skdeepcluster._core.training import train
+from skdeepcluster._core.training import _weighted_means, train
 
 
 def test_resolve_device():
@@ -103,6 +103,15 @@ def test_train_loop_minimises_and_records_history():
     assert result.n_epochs == 30 and result.n_steps == 30 * 4
     assert result.history[-1]["loss"] < 1e-3 < result.history[0]["loss"]
     torch.testing.assert_close(w.detach(), torch.tensor([1.0, -2.0, 0.5]), atol=1e-2, rtol=0)
+
+
+def test_epoch_means_weight_each_batch_by_its_size():
+    losses = [torch.tensor(2.0), torch.tensor(4.0), torch.tensor(10.0)]
+    scale = [torch.tensor(1.0, dtype=torch.float64)] * 3  # a part of another dtype
+    means = _weighted_means({"loss": losses, "scale": scale}, [16, 16, 2])
+    assert means["loss"] == pytest.approx((2 * 16 + 4 * 16 + 10 * 2) / 34)
+    assert means["scale"] == pytest.approx(1.0)
+    assert _weighted_means({}, []) == {}
 
 
 def test_train_loop_checkpoints_and_tol():
