@@ -453,8 +453,11 @@ class DAMIC(BaseDeepClusterer):
     autoencoder (k-means start: 0.848 / 0.856); round layout 0.959 / 0.970
     and 0.930 / 0.942 (k-means start: 0.891 / 0.899); MNIST-5k 0.665 /
     0.509 and 0.712 / 0.608 (k-means start: 0.562 / 0.408 and 0.636 /
-    0.553). Every autoencoder owned data in every run. The default stays the
-    paper's k-means.
+    0.553). On one CPU thread (``benchmarks/results/*_gmm.md``), own
+    pretraining / shared autoencoder: pinned layout 0.876 / 0.890 and
+    0.875 / 0.886, round layout 0.973 / 0.982 and 0.942 / 0.951, MNIST-5k
+    0.663 / 0.500 and 0.707 / 0.613. Every autoencoder owned data in every
+    run. The default stays the paper's k-means.
 
     On MNIST-5k (seeds 0-4) NMI 0.553 / ARI 0.400 on average, below AE +
     k-means on the benchmark's shared denoising autoencoder (0.579 /
