@@ -204,7 +204,7 @@ def bare_pretraining_speed(X, epochs, batch_size=256, noise=0.2, lr=1.0, momentu
     """Samples/second of a plain PyTorch loop with AutoEncoder's default recipe.
 
     Written without the package: the same d-500-500-2000-10 ReLU network,
-    Glorot init, masking noise, per-element MSE, SGD with momentum, random
+    torch's default init, masking noise, per-element MSE, SGD with momentum, random
     batches sliced from a tensor on ``device``. Median over epochs.
     """
     device = torch.device(device)
@@ -217,10 +217,6 @@ def bare_pretraining_speed(X, epochs, batch_size=256, noise=0.2, lr=1.0, momentu
         if i not in (3, len(sizes) - 2):  # linear embedding and output
             layers.append(torch.nn.ReLU())
     net = torch.nn.Sequential(*layers).to(device)
-    for layer in net:
-        if isinstance(layer, torch.nn.Linear):
-            torch.nn.init.xavier_uniform_(layer.weight)
-            torch.nn.init.zeros_(layer.bias)
     data = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)).to(device)
     opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum)
     n = data.shape[0]

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ._core.autoencoder import ACTIVATIONS, MLPAutoEncoder, masking_noise
+from ._core.autoencoder import ACTIVATIONS, WEIGHT_INITS, MLPAutoEncoder, masking_noise
 from ._core.cache import cached_call
 from ._core.data import DeviceData
 from ._core.device import seeded
@@ -27,6 +27,7 @@ def _network(n_features, config):
         activation=config["activation"],
         output_activation=config["output_activation"],
         batch_norm=config["batch_norm"],
+        weight_init=config["weight_init"],
     )
 
 
@@ -140,6 +141,11 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
     output_activation : {None, "sigmoid", "relu", "elu", "tanh"}, default=None
     batch_norm : bool, default=False
         Batch normalisation before every hidden activation.
+    weight_init : {"pytorch", "glorot"}, default="pytorch"
+        Initial weights of the linear layers. ``"pytorch"`` keeps
+        ``torch.nn.Linear``'s own: weights and biases uniform in
+        +-1/sqrt(fan_in). ``"glorot"`` draws Glorot-uniform weights and zero
+        biases (DEC's Keras code). See Notes.
     device : str or torch.device, default="auto"
         ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
     memory : None, str or joblib.Memory, default=None
@@ -193,6 +199,7 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         "activation": Options(*ACTIVATIONS),
         "output_activation": Options(None, *ACTIVATIONS),
         "batch_norm": Options(False, True),
+        "weight_init": Options(*WEIGHT_INITS),
         "device": DEVICE_RULE,
         "memory": Anything(),
         "random_state": Anything(),
@@ -214,6 +221,7 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         activation="relu",
         output_activation=None,
         batch_norm=False,
+        weight_init="pytorch",
         device="auto",
         memory=None,
         random_state=None,
@@ -231,6 +239,7 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         self.activation = activation
         self.output_activation = output_activation
         self.batch_norm = batch_norm
+        self.weight_init = weight_init
         self.device = device
         self.memory = memory
         self.random_state = random_state
@@ -250,6 +259,7 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
             "activation": self.activation,
             "output_activation": self.output_activation,
             "batch_norm": bool(self.batch_norm),
+            "weight_init": self.weight_init,
         }
 
     def _build_network(self, n_features, seed):

@@ -605,6 +605,7 @@ class DAMIC(BaseDeepClusterer):
             activation="relu",
             output_activation=self.output_activation,
             batch_norm=True,
+            weight_init="glorot",
             device=self.device,
             memory=self.memory,
             random_state=random_state,

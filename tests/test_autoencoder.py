@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 from sklearn.pipeline import make_pipeline
@@ -48,6 +49,23 @@ def test_bce_with_sigmoid_output_and_batch_norm(blobs):
     assert X_hat.min() >= 0 and X_hat.max() <= 1
 
 
+def test_weight_init_options(blobs):
+    X, _ = blobs
+    layers = {}
+    for weight_init in ("pytorch", "glorot"):
+        ae = fast_autoencoder(weight_init=weight_init, max_epochs=0).fit(X)
+        layers[weight_init] = [m for m in ae.module_.modules() if isinstance(m, torch.nn.Linear)]
+    for pytorch_layer, glorot_layer in zip(layers["pytorch"], layers["glorot"]):
+        fan_out, fan_in = pytorch_layer.weight.shape
+        # torch.nn.Linear's own draw: weights and biases within 1/sqrt(fan_in)
+        assert pytorch_layer.weight.abs().max() <= fan_in**-0.5
+        assert pytorch_layer.bias.abs().max() > 0
+        glorot_bound = (6 / (fan_in + fan_out)) ** 0.5
+        assert glorot_layer.weight.abs().max() <= glorot_bound
+        assert glorot_layer.weight.abs().max() > 0.9 * glorot_bound
+        assert glorot_layer.bias.abs().max() == 0
+
+
 def test_cache_hit_skips_training(blobs, tmp_path):
     X, _ = blobs
     first = fast_autoencoder(memory=str(tmp_path)).fit(X)
@@ -66,6 +84,7 @@ def test_cache_hit_skips_training(blobs, tmp_path):
         ({"loss": "l1"}, "'loss' parameter"),
         ({"embedding_dim": 0}, "'embedding_dim' parameter"),
         ({"momentum": -0.1}, "'momentum' parameter"),
+        ({"weight_init": "he"}, "'weight_init' parameter"),
     ],
 )
 def test_bad_parameters(blobs, params, match):

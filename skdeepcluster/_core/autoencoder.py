@@ -49,11 +49,18 @@ def glorot_init_(module):
     return module
 
 
+#: Weight initialisations of :class:`MLPAutoEncoder`: ``"pytorch"`` keeps
+#: ``torch.nn.Linear``'s own (weights and biases uniform in
+#: +-1/sqrt(fan_in)), ``"glorot"`` is :func:`glorot_init_`.
+WEIGHT_INITS = ("pytorch", "glorot")
+
+
 class MLPAutoEncoder(nn.Module):
     """Symmetric MLP autoencoder ``d-h1-...-hk-p-hk-...-h1-d``.
 
     Hidden layers use ``activation``; the embedding layer is linear; the
-    output layer is linear unless ``output_activation`` is given.
+    output layer is linear unless ``output_activation`` is given;
+    ``weight_init`` is one of :data:`WEIGHT_INITS`.
     """
 
     def __init__(
@@ -64,6 +71,7 @@ class MLPAutoEncoder(nn.Module):
         activation="relu",
         output_activation=None,
         batch_norm=False,
+        weight_init="glorot",
     ):
         super().__init__()
         encoder_sizes = (n_features, *hidden_dims, embedding_dim)
@@ -74,7 +82,8 @@ class MLPAutoEncoder(nn.Module):
             last_activation=output_activation,
             batch_norm=batch_norm,
         )
-        glorot_init_(self)
+        if weight_init == "glorot":
+            glorot_init_(self)
 
     def forward(self, x):
         z = self.encoder(x)
