@@ -75,6 +75,8 @@ AUTOENCODER_SHAPES = {"synthetic": _DAMIC_SYNTHETIC_SHAPE, "synthetic-round": _D
 
 def _autoencoder(ctx):
     shape = AUTOENCODER_SHAPES.get(ctx["dataset"], {})
+    if ctx.get("weight_init") is not None:
+        shape = dict(shape, weight_init=ctx["weight_init"])
     return AutoEncoder(max_epochs=ctx["pretrain_epochs"], **shape, **ctx["common"])
 
 
@@ -82,6 +84,9 @@ def _deep(cls, ctx, **params):
     """A deep method sharing the seed's pretrained autoencoder (same settings, same cache)."""
     if ctx["deep_max_epochs"] is not None and "max_epochs" not in params:
         params["max_epochs"] = ctx["deep_max_epochs"]
+    if ctx.get("weight_init") is not None:
+        # a non-default autoencoder: hand it over, the methods' own pretraining would not match it
+        params["autoencoder"] = _autoencoder(ctx)
     return cls(ctx["n_clusters"], pretrain_epochs=ctx["pretrain_epochs"], **ctx["common"], **params)
 
 
@@ -204,7 +209,7 @@ def bare_pretraining_speed(X, epochs, batch_size=256, noise=0.2, lr=1.0, momentu
     """Samples/second of a plain PyTorch loop with AutoEncoder's default recipe.
 
     Written without the package: the same d-500-500-2000-10 ReLU network,
-    torch's default init, masking noise, per-element MSE, SGD with momentum, random
+    Glorot init, masking noise, per-element MSE, SGD with momentum, random
     batches sliced from a tensor on ``device``. Median over epochs.
     """
     device = torch.device(device)
@@ -217,6 +222,10 @@ def bare_pretraining_speed(X, epochs, batch_size=256, noise=0.2, lr=1.0, momentu
         if i not in (3, len(sizes) - 2):  # linear embedding and output
             layers.append(torch.nn.ReLU())
     net = torch.nn.Sequential(*layers).to(device)
+    for layer in net:
+        if isinstance(layer, torch.nn.Linear):
+            torch.nn.init.xavier_uniform_(layer.weight)
+            torch.nn.init.zeros_(layer.bias)
     data = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)).to(device)
     opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum)
     n = data.shape[0]
@@ -437,6 +446,10 @@ def main(argv=None):
     parser.add_argument("--out", default=os.path.join(HERE, "results"))
     parser.add_argument("--name", default=None, help="file name stem of the results")
     parser.add_argument("--dkm-epochs", type=int, default=None, help="clustering epochs of DKM^p (default: the paper's 100)")
+    parser.add_argument(
+        "--weight-init", choices=("pytorch", "glorot"), default=None,
+        help="weight_init of the shared autoencoder (default: AutoEncoder's); DKM^a and DAMIC's own pretraining keep theirs",
+    )
     parser.add_argument("--speed", action="store_true", help="also compare pretraining speed with a bare PyTorch loop")
     parser.add_argument(
         "--report", nargs="+", metavar="JSON",
@@ -463,6 +476,8 @@ def main(argv=None):
     settings = dict(SETTINGS["quick" if args.quick else "full"])
     if args.dkm_epochs is not None:
         settings["dkm_epochs"] = args.dkm_epochs
+    if args.weight_init is not None:
+        settings["weight_init"] = args.weight_init
     datasets = args.datasets or (["digits"] if args.quick else ["digits", "mnist5k"])
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2, 3, 4])
     name = args.name or ("quick" if args.quick else "_".join(datasets))

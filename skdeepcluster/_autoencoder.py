@@ -141,11 +141,11 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
     output_activation : {None, "sigmoid", "relu", "elu", "tanh"}, default=None
     batch_norm : bool, default=False
         Batch normalisation before every hidden activation.
-    weight_init : {"pytorch", "glorot"}, default="pytorch"
-        Initial weights of the linear layers. ``"pytorch"`` keeps
-        ``torch.nn.Linear``'s own: weights and biases uniform in
-        +-1/sqrt(fan_in). ``"glorot"`` draws Glorot-uniform weights and zero
-        biases (DEC's Keras code). See Notes.
+    weight_init : {"glorot", "pytorch"}, default="glorot"
+        Initial weights of the linear layers. ``"glorot"`` draws
+        Glorot-uniform weights and zero biases (as DEC's Keras code).
+        ``"pytorch"`` keeps ``torch.nn.Linear``'s own: weights and biases
+        uniform in +-1/sqrt(fan_in). See Notes.
     device : str or torch.device, default="auto"
         ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
     memory : None, str or joblib.Memory, default=None
@@ -221,7 +221,7 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         activation="relu",
         output_activation=None,
         batch_norm=False,
-        weight_init="pytorch",
+        weight_init="glorot",
         device="auto",
         memory=None,
         random_state=None,
