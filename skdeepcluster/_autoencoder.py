@@ -188,8 +188,8 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
     networks it is fragile: the DAMIC paper's 100-50-10-2 autoencoder on
     the synthetic data (``synthetic_pytorch_init``) gave AE + k-means NMI
     0.700 ± 0.072 against 0.774 ± 0.022 with Glorot (``synthetic_gmm``),
-    two seeds of five at 0.61-0.62. Glorot stays the default, as specified for this
-    package, until that trade-off is settled.
+    two seeds of five at 0.61-0.62. Glorot stays the default, as specified
+    for this package, until that trade-off is settled.
 
     Examples
     --------

@@ -74,6 +74,8 @@ class MLPAutoEncoder(nn.Module):
         weight_init="glorot",
     ):
         super().__init__()
+        if weight_init not in WEIGHT_INITS:
+            raise ValueError(f"weight_init must be one of {WEIGHT_INITS}; got {weight_init!r}.")
         encoder_sizes = (n_features, *hidden_dims, embedding_dim)
         self.encoder = mlp(encoder_sizes, activation, batch_norm=batch_norm)
         self.decoder = mlp(
