@@ -273,10 +273,11 @@ class DAMIC(BaseDeepClusterer):
 
     Initialisation follows the paper (sec. 2, Table 1): one autoencoder is
     trained on all the data (``pretrain_epochs``; batch norm, ReLU, sigmoid
-    output, binary cross-entropy, Adam); k-means on its bottleneck gives
-    initial labels (or a Gaussian mixture, ``init="gmm"``); the gate is trained on those labels by cross-entropy
-    (``gate_pretrain_epochs``) and autoencoder i on the points of k-means
-    cluster i (``expert_pretrain_epochs``); then the joint training of eq.
+    output, binary cross-entropy, Adam); k-means on its bottleneck (or a
+    Gaussian mixture, ``init="gmm"``) gives initial labels; the gate is
+    trained on those labels by cross-entropy (``gate_pretrain_epochs``) and
+    autoencoder i on the points of initial cluster i
+    (``expert_pretrain_epochs``); then the joint training of eq.
     (3) runs for up to ``max_epochs``.
 
     Parameters
