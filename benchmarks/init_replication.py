@@ -11,7 +11,8 @@ matters:
   plain PyTorch prototype gets: weights and biases uniform in
   +-1/sqrt(fan_in)), ``glorot`` draws Glorot-uniform weights and zero biases
   (``AutoEncoder``'s default), ``torch_zero_bias`` keeps torch's weights
-  with zero biases;
+  with zero biases, ``glorot_torch_bias`` draws Glorot-uniform weights and
+  keeps torch's biases;
 * ``precision``: ``fp32`` or ``bf16`` (autocast of the forward pass).
 
 Network d-500-500-2000-10 (ReLU, linear embedding and output), batch 256,
@@ -45,6 +46,7 @@ from skdeepcluster.datasets import load_mnist_5k
 from skdeepcluster.metrics import clustering_accuracy
 
 SIZES = [784, 500, 500, 2000, 10]
+INITS = ("torch", "glorot", "torch_zero_bias", "glorot_torch_bias")
 
 
 def _mlp(sizes):
@@ -56,7 +58,7 @@ def _mlp(sizes):
     return nn.Sequential(*layers)
 
 
-def run(init, precision, seed, epochs):
+def run(init, precision, seed, epochs, learning_rate=1.0):
     checkpoints = {e for e in (100, 200, 300, 400) if e <= epochs} | {epochs}
     torch.set_num_threads(1)
     X, y = load_mnist_5k()
@@ -65,11 +67,11 @@ def run(init, precision, seed, epochs):
     encoder, decoder = _mlp(SIZES), _mlp(SIZES[::-1])
     model = nn.Sequential(encoder, decoder)
     for layer in model.modules():
-        if isinstance(layer, nn.Linear) and init == "glorot":
+        if isinstance(layer, nn.Linear) and init in ("glorot", "glorot_torch_bias"):
             nn.init.xavier_uniform_(layer.weight)
         if isinstance(layer, nn.Linear) and init in ("glorot", "torch_zero_bias"):
             nn.init.zeros_(layer.bias)
-    optimizer = torch.optim.SGD(model.parameters(), lr=1.0, momentum=0.9)
+    optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=0.9)
     generator = torch.Generator().manual_seed(seed)
     n = len(data)
     start = time.time()
@@ -90,7 +92,7 @@ def run(init, precision, seed, epochs):
                 reconstruction = float(((model(data) - data) ** 2).mean())
             labels = KMeans(10, n_init=20, random_state=seed).fit_predict(Z)
             record = dict(
-                init=init, precision=precision, seed=seed, epoch=epoch,
+                init=init, precision=precision, seed=seed, epoch=epoch, lr=learning_rate,
                 acc=float(clustering_accuracy(y, labels)),
                 nmi=float(normalized_mutual_info_score(y, labels)),
                 recon=reconstruction, seconds=time.time() - start,
@@ -99,20 +101,23 @@ def run(init, precision, seed, epochs):
 
 
 def summary(path):
-    """Mean and std of accuracy per (init, precision, epoch)."""
+    """Mean and std of accuracy per (init, precision, learning rate, epoch)."""
     groups = collections.defaultdict(list)
     with open(path) as lines:
         for line in lines:
             if line.strip() and not line.startswith("#"):
                 r = json.loads(line)
-                groups[r["init"], r["precision"], r["epoch"]].append(r)
-    rows = ["| init | precision | epochs | ACC | NMI | seeds |", "|---|---|---|---|---|---|"]
-    for (init, precision, epoch), records in sorted(groups.items()):
+                groups[r["init"], r["precision"], r.get("lr", 1.0), r["epoch"]].append(r)
+    rows = [
+        "| init | precision | SGD rate | epochs | ACC | NMI | seeds |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for (init, precision, rate, epoch), records in sorted(groups.items()):
         acc = np.array([r["acc"] for r in records])
         nmi = np.array([r["nmi"] for r in records])
         seeds = ", ".join(str(r["seed"]) for r in sorted(records, key=lambda r: r["seed"]))
         rows.append(
-            f"| {init} | {precision} | {epoch} | {acc.mean():.3f} ± {acc.std():.3f} "
+            f"| {init} | {precision} | {rate:g} | {epoch} | {acc.mean():.3f} ± {acc.std():.3f} "
             f"| {nmi.mean():.3f} ± {nmi.std():.3f} | {seeds} |"
         )
     return "\n".join(rows)
@@ -123,8 +128,9 @@ if __name__ == "__main__":
         sys.stdout.write(summary(sys.argv[2]) + "\n")
     else:
         init, precision, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
-        if init not in ("torch", "glorot", "torch_zero_bias") or precision not in ("fp32", "bf16"):
+        if init not in INITS or precision not in ("fp32", "bf16"):
             raise SystemExit(
-                "usage: init_replication.py {torch,glorot,torch_zero_bias} {fp32,bf16} SEED [EPOCHS] | --summary FILE"
+                f"usage: init_replication.py {{{','.join(INITS)}}} {{fp32,bf16}} SEED [EPOCHS] | --summary FILE"
             )
-        run(init, precision, seed, int(sys.argv[4]) if len(sys.argv) > 4 else 300)
+        epochs = int(sys.argv[4]) if len(sys.argv) > 4 else 300
+        run(init, precision, seed, epochs, float(sys.argv[5]) if len(sys.argv) > 5 else 1.0)

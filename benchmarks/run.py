@@ -40,6 +40,7 @@ from sklearn.pipeline import make_pipeline
 
 import skdeepcluster
 from skdeepcluster import AutoEncoder, DeepKMeans
+from skdeepcluster._core.autoencoder import WEIGHT_INITS
 from skdeepcluster.datasets import load_digits_scaled, load_mnist_5k, make_dcn_synthetic
 from skdeepcluster.metrics import clustering_accuracy
 
@@ -447,7 +448,7 @@ def main(argv=None):
     parser.add_argument("--name", default=None, help="file name stem of the results")
     parser.add_argument("--dkm-epochs", type=int, default=None, help="clustering epochs of DKM^p (default: the paper's 100)")
     parser.add_argument(
-        "--weight-init", choices=("pytorch", "glorot"), default=None,
+        "--weight-init", choices=WEIGHT_INITS, default=None,
         help="weight_init of the shared autoencoder (default: AutoEncoder's); DKM^a and DAMIC's own pretraining keep theirs",
     )
     parser.add_argument("--speed", action="store_true", help="also compare pretraining speed with a bare PyTorch loop")

@@ -141,11 +141,12 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
     output_activation : {None, "sigmoid", "relu", "elu", "tanh"}, default=None
     batch_norm : bool, default=False
         Batch normalisation before every hidden activation.
-    weight_init : {"glorot", "pytorch"}, default="glorot"
+    weight_init : {"glorot", "pytorch", "pytorch_zero_bias"}, default="glorot"
         Initial weights of the linear layers. ``"glorot"`` draws
         Glorot-uniform weights and zero biases (as DEC's Keras code).
         ``"pytorch"`` keeps ``torch.nn.Linear``'s own: weights and biases
-        uniform in +-1/sqrt(fan_in). See Notes.
+        uniform in +-1/sqrt(fan_in). ``"pytorch_zero_bias"`` keeps those
+        weights and zeroes the biases. See Notes.
     device : str or torch.device, default="auto"
         ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
     memory : None, str or joblib.Memory, default=None

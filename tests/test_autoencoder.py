@@ -52,11 +52,16 @@ def test_bce_with_sigmoid_output_and_batch_norm(blobs):
 def test_weight_init_options(blobs):
     X, _ = blobs
     layers = {}
-    for weight_init in ("pytorch", "glorot"):
-        ae = fast_autoencoder(weight_init=weight_init, max_epochs=0).fit(X)
+    for weight_init in ("pytorch", "pytorch_zero_bias", "glorot"):
+        ae = fast_autoencoder(weight_init=weight_init, max_epochs=0, random_state=0).fit(X)
         layers[weight_init] = [m for m in ae.module_.modules() if isinstance(m, torch.nn.Linear)]
-    for pytorch_layer, glorot_layer in zip(layers["pytorch"], layers["glorot"]):
+    for pytorch_layer, zero_bias_layer, glorot_layer in zip(
+        layers["pytorch"], layers["pytorch_zero_bias"], layers["glorot"]
+    ):
         fan_out, fan_in = pytorch_layer.weight.shape
+        # same seed, same draw of the weights; only the biases are zeroed
+        torch.testing.assert_close(zero_bias_layer.weight, pytorch_layer.weight)
+        assert zero_bias_layer.bias.abs().max() == 0
         # torch.nn.Linear's own draw: weights and biases within 1/sqrt(fan_in)
         assert pytorch_layer.weight.abs().max() <= fan_in**-0.5
         assert pytorch_layer.bias.abs().max() > 0

@@ -49,10 +49,19 @@ def glorot_init_(module):
     return module
 
 
+def zero_biases_(module):
+    """Zero the bias of every linear layer, keeping the weights."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Linear):
+            nn.init.zeros_(layer.bias)
+    return module
+
+
 #: Weight initialisations of :class:`MLPAutoEncoder`: ``"pytorch"`` keeps
 #: ``torch.nn.Linear``'s own (weights and biases uniform in
-#: +-1/sqrt(fan_in)), ``"glorot"`` is :func:`glorot_init_`.
-WEIGHT_INITS = ("pytorch", "glorot")
+#: +-1/sqrt(fan_in)), ``"pytorch_zero_bias"`` keeps its weights and zeroes
+#: the biases, ``"glorot"`` is :func:`glorot_init_`.
+WEIGHT_INITS = ("pytorch", "pytorch_zero_bias", "glorot")
 
 
 class MLPAutoEncoder(nn.Module):
@@ -86,6 +95,8 @@ class MLPAutoEncoder(nn.Module):
         )
         if weight_init == "glorot":
             glorot_init_(self)
+        elif weight_init == "pytorch_zero_bias":
+            zero_biases_(self)
 
     def forward(self, x):
         z = self.encoder(x)
