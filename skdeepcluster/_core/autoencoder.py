@@ -80,7 +80,7 @@ class MLPAutoEncoder(nn.Module):
         activation="relu",
         output_activation=None,
         batch_norm=False,
-        weight_init="glorot",
+        weight_init="pytorch_zero_bias",
     ):
         super().__init__()
         if weight_init not in WEIGHT_INITS:
