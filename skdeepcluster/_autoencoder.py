@@ -185,9 +185,9 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
     with zero biases 0.683 ± 0.012, Glorot weights with torch's biases
     0.674 ± 0.010 and Glorot 0.661 (2 seeds). The scale of the weights
     matters more than the biases: torch's bound 1/sqrt(fan_in) is 0.41-0.65
-    of Glorot's on six of the eight layers. Glorot at SGD
-    rate 2 peaks at 200 epochs (0.688, 2 seeds) and falls to 0.645 at
-    400; rate 0.5 learns too slowly (0.581 at 400, 1 seed).
+    of Glorot's on six of the eight layers. Glorot at SGD rate 2 peaks at
+    200 epochs (0.688, 2 seeds) and falls to 0.645 at 400; rate 0.5 learns
+    too slowly (0.581 at 400, 1 seed).
 
     With this class, 400 epochs, seeds 0-4 (AE + k-means accuracy on
     MNIST-5k and digits, NMI on the DAMIC paper's synthetic data with its

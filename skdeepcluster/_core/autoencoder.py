@@ -40,21 +40,20 @@ def mlp(sizes, activation="relu", last_activation=None, batch_norm=False):
     return nn.Sequential(*layers)
 
 
-def glorot_init_(module):
-    """Glorot-uniform weights and zero biases for every linear layer."""
-    for layer in module.modules():
-        if isinstance(layer, nn.Linear):
-            nn.init.xavier_uniform_(layer.weight)
-            nn.init.zeros_(layer.bias)
-    return module
-
-
 def zero_biases_(module):
     """Zero the bias of every linear layer, keeping the weights."""
     for layer in module.modules():
         if isinstance(layer, nn.Linear):
             nn.init.zeros_(layer.bias)
     return module
+
+
+def glorot_init_(module):
+    """Glorot-uniform weights and zero biases for every linear layer."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Linear):
+            nn.init.xavier_uniform_(layer.weight)
+    return zero_biases_(module)
 
 
 #: Weight initialisations of :class:`MLPAutoEncoder`: ``"pytorch"`` keeps
