@@ -386,6 +386,7 @@ def merge(json_paths):
             target["methods"] += [m for m in entry.get("methods", []) if m not in target["methods"]]
             if "pretraining_speed" in entry:
                 target["pretraining_speed"] = entry["pretraining_speed"]
+    merged["seeds"] = sorted({seed for result in results for seed in result.get("seeds", [])})
     if not all(r.get("finished") for r in results):
         merged.pop("finished", None)
     return merged

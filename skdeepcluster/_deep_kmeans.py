@@ -163,9 +163,10 @@ class DeepKMeans(BaseDeepClusterer):
     than their carried-over one, broke the network (0.29). The numbers
     above are on Glorot-initialised autoencoders. With the current default
     (``weight_init="pytorch_zero_bias"``, 400 epochs, 5 seeds, benchmark
-    ``mnist5k_zero_bias``) DKM^p gives 0.683 against 0.684 for AE +
-    k-means, and DKM^a 0.618 ± 0.028: 6.5 points under DKM^p, where the
-    paper has it within 5 (with Glorot: 0.614 against 0.662).
+    ``mnist5k_zero_bias``, the paper's 100 and 200 clustering epochs)
+    DKM^p gives 0.683 against 0.684 for AE + k-means, and DKM^a 0.618 ±
+    0.028: 6.5 points under DKM^p, where the paper has it within 5 (with
+    Glorot: 0.614 against 0.662 for DKM^p with 50 epochs).
 
     Examples
     --------
