@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ._core.autoencoder import ACTIVATIONS, WEIGHT_INITS, MLPAutoEncoder, masking_noise
+from ._core.autoencoder import ACTIVATIONS, DEFAULT_WEIGHT_INIT, WEIGHT_INITS, MLPAutoEncoder, masking_noise
 from ._core.cache import cached_call
 from ._core.data import DeviceData
 from ._core.device import seeded
@@ -263,7 +263,7 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         activation="relu",
         output_activation=None,
         batch_norm=False,
-        weight_init="pytorch_zero_bias",
+        weight_init=DEFAULT_WEIGHT_INIT,
         device="auto",
         memory=None,
         random_state=None,

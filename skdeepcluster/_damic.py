@@ -465,10 +465,10 @@ class DAMIC(BaseDeepClusterer):
     k-means on the benchmark's shared denoising autoencoder (0.579 /
     0.485); seed 0: 0.554 / 0.406 against 0.506 / 0.371 for its own AE +
     k-means start. All ten autoencoders own data in every run; about 330 s
-    per fit. Started instead from the shared denoising autoencoder
-    of the benchmark (``autoencoder=AutoEncoder(weight_init="glorot")``, the
-    default then; k-means on its
-    embedding gives the initial partition), seeds 0-4: NMI 0.634 / ARI
+    per fit. Started instead from the shared denoising autoencoder of the
+    benchmark (``autoencoder=AutoEncoder(weight_init="glorot")``, the
+    default then; k-means on its embedding gives the initial partition),
+    seeds 0-4: NMI 0.634 / ARI
     0.548 on average, above AE + k-means on the same autoencoders (0.579 /
     0.485) on every seed, all ten autoencoders owning data.
 

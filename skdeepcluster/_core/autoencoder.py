@@ -61,6 +61,9 @@ def glorot_init_(module):
 #: +-1/sqrt(fan_in)), ``"pytorch_zero_bias"`` keeps its weights and zeroes
 #: the biases, ``"glorot"`` is :func:`glorot_init_`.
 WEIGHT_INITS = ("pytorch", "pytorch_zero_bias", "glorot")
+#: The default of :class:`MLPAutoEncoder` and ``AutoEncoder`` (measurements
+#: behind the choice: ``AutoEncoder``'s Notes).
+DEFAULT_WEIGHT_INIT = "pytorch_zero_bias"
 
 
 class MLPAutoEncoder(nn.Module):
@@ -79,7 +82,7 @@ class MLPAutoEncoder(nn.Module):
         activation="relu",
         output_activation=None,
         batch_norm=False,
-        weight_init="pytorch_zero_bias",
+        weight_init=DEFAULT_WEIGHT_INIT,
     ):
         super().__init__()
         if weight_init not in WEIGHT_INITS:
