@@ -163,6 +163,10 @@ class BaseDeepClusterer(
 
     _parameter_rules = SHARED_RULES
 
+    #: Advice ending the empty-cluster warning; a method whose clustering term
+    #: has a weight names that parameter.
+    _empty_cluster_advice = "Try fewer clusters or another random_state."
+
     # -- hooks with defaults ----------------------------------------------------
     def _embedding_dim(self):
         return self.embedding_dim
@@ -346,8 +350,7 @@ class BaseDeepClusterer(
         if empty.size:
             warnings.warn(
                 f"{type(self).__name__}: {empty.size} of {self.n_clusters} clusters "
-                f"are empty after fit (clusters {empty.tolist()}). Try fewer "
-                "clusters, another random_state or a smaller clustering weight.",
+                f"are empty after fit (clusters {empty.tolist()}). {self._empty_cluster_advice}",
                 ConvergenceWarning,
                 stacklevel=3,
             )

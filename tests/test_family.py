@@ -1,12 +1,14 @@
 """Behaviour every clustering estimator shares, run over skdeepcluster.CLUSTERERS."""
 
 import pickle
+import re
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
 from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 
@@ -185,6 +187,16 @@ def test_bad_input_raises(cls, bad, match):
 def test_more_clusters_than_samples(cls):
     with pytest.raises(ValueError, match="n_clusters=5 must be <= n_samples=4"):
         fast(cls, n_clusters=5).fit(np.random.RandomState(0).rand(4, 3))
+
+
+def test_empty_cluster_warning_names_only_real_parameters(cls, fitted):
+    est, _ = fitted
+    est.labels_ = np.zeros_like(est.labels_)
+    with pytest.warns(ConvergenceWarning, match=r"2 of 3 clusters are empty after fit \(clusters \[1, 2\]\)") as record:
+        est._warn_empty_clusters()
+    advice = str(record[0].message).split("). ", 1)[1]
+    for name in re.findall(r"(?:another|smaller) (\w+)", advice):
+        assert name in est.get_params(), f"{advice!r} names {name!r}, which {cls.__name__} does not have"
 
 
 def test_wrong_feature_count_at_predict(cls, fitted):
