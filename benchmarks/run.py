@@ -127,6 +127,9 @@ def _methods():
         # the initial partition from a full-covariance Gaussian mixture instead of k-means
         methods["DAMIC (GMM start)"] = lambda c: damic(c, init="gmm")
         methods["DAMIC (GMM start, shared AE)"] = lambda c: damic(c, init="gmm", autoencoder=_autoencoder(c))
+    if hasattr(skdeepcluster, "ADMMCluster"):
+        methods["DC-Kmeans"] = lambda c: _deep(skdeepcluster.ADMMCluster, c, clustering="kmeans")
+        methods["DC-GMM"] = lambda c: _deep(skdeepcluster.ADMMCluster, c, clustering="gmm")
     methods["Spectral"] = lambda c: SpectralClustering(
         c["n_clusters"], affinity="nearest_neighbors", n_neighbors=10, random_state=c["seed"]
     )
@@ -140,13 +143,14 @@ DKM_LAMBDA_SWEEP = (0.001, 0.1, 1.0)
 #: Methods that start from the seed's shared pretrained autoencoder.
 SHARED_AUTOENCODER = (
     {"AE+KMeans", "AE+GMM", "DKM^p", "DEC", "IDEC", "DAMIC (shared AE)", "DAMIC (GMM start, shared AE)"}
+    | {"DC-Kmeans", "DC-GMM"}
     | {f"IDEC gamma={g}" for g in GAMMA_SWEEP}
     | {f"DKM^p lambda={w}" for w in DKM_LAMBDA_SWEEP}
 )
 
 DEFAULT_METHODS = {
-    "digits": ["KMeans", "GMM", "AE+KMeans", "AE+GMM", "DKM^p", "DKM^a", "DEC", "IDEC", "DAMIC"],
-    "mnist5k": ["KMeans", "GMM", "AE+KMeans", "AE+GMM", "DKM^p", "DKM^a", "DEC", "IDEC", "DAMIC"],
+    "digits": ["KMeans", "GMM", "AE+KMeans", "AE+GMM", "DKM^p", "DKM^a", "DEC", "IDEC", "DAMIC", "DC-Kmeans", "DC-GMM"],
+    "mnist5k": ["KMeans", "GMM", "AE+KMeans", "AE+GMM", "DKM^p", "DKM^a", "DEC", "IDEC", "DAMIC", "DC-Kmeans", "DC-GMM"],
     "synthetic": ["KMeans", "Spectral", "AE+KMeans", "AE+GMM", "DAMIC", "DAMIC (GMM start)", "DAMIC (GMM start, shared AE)"],
     "synthetic-round": ["KMeans", "Spectral", "AE+KMeans", "AE+GMM", "DAMIC", "DAMIC (GMM start)", "DAMIC (GMM start, shared AE)"],
 }

@@ -231,12 +231,16 @@ class BaseDeepClusterer(
         centers = torch.as_tensor(km.cluster_centers_, dtype=Z.dtype, device=Z.device)
         return centers, torch.as_tensor(labels, device=Z.device)
 
-    def _gaussian_mixture(self, Z, seed, n_init=10):
-        """Full-covariance sklearn GaussianMixture on an embedding tensor; returns (means, labels) tensors."""
+    def _fit_gaussian_mixture(self, Z, seed, n_init=10):
+        """Full-covariance sklearn GaussianMixture fitted on an embedding tensor; returns (model, labels)."""
         gmm = GaussianMixture(self.n_clusters, covariance_type="full", n_init=n_init, random_state=seed)
         labels = gmm.fit_predict(Z.detach().cpu().double().numpy())
-        means = torch.as_tensor(gmm.means_, dtype=Z.dtype, device=Z.device)
-        return means, torch.as_tensor(labels, device=Z.device)
+        return gmm, torch.as_tensor(labels, device=Z.device)
+
+    def _gaussian_mixture(self, Z, seed, n_init=10):
+        """Full-covariance sklearn GaussianMixture on an embedding tensor; returns (means, labels) tensors."""
+        gmm, labels = self._fit_gaussian_mixture(Z, seed, n_init)
+        return torch.as_tensor(gmm.means_, dtype=Z.dtype, device=Z.device), labels
 
     # -- fit template -------------------------------------------------------------
     def fit(self, X, y=None):
