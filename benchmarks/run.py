@@ -130,6 +130,11 @@ def _methods():
     if hasattr(skdeepcluster, "ADMMCluster"):
         methods["DC-Kmeans"] = lambda c: _deep(skdeepcluster.ADMMCluster, c, clustering="kmeans")
         methods["DC-GMM"] = lambda c: _deep(skdeepcluster.ADMMCluster, c, clustering="gmm")
+        for clustering, name in (("kmeans", "DC-Kmeans"), ("gmm", "DC-GMM")):
+            for rho in RHO_SWEEP[clustering]:  # the paper's Fig. 7, in small
+                methods[f"{name} rho={rho:g}"] = lambda c, clustering=clustering, rho=rho: _deep(
+                    skdeepcluster.ADMMCluster, c, clustering=clustering, rho=rho
+                )
     methods["Spectral"] = lambda c: SpectralClustering(
         c["n_clusters"], affinity="nearest_neighbors", n_neighbors=10, random_state=c["seed"]
     )
@@ -137,6 +142,8 @@ def _methods():
 
 
 GAMMA_SWEEP = (0.01, 0.05, 0.1, 0.2, 0.5, 1.0)
+#: ADMMCluster's rho a decade either side of the authors' (1 and 1000).
+RHO_SWEEP = {"kmeans": (0.1, 10.0), "gmm": (100.0, 10000.0)}
 #: DeepKMeans' lambda besides the default 0.01 ("DKM^p").
 DKM_LAMBDA_SWEEP = (0.001, 0.1, 1.0)
 
@@ -144,6 +151,8 @@ DKM_LAMBDA_SWEEP = (0.001, 0.1, 1.0)
 SHARED_AUTOENCODER = (
     {"AE+KMeans", "AE+GMM", "DKM^p", "DEC", "IDEC", "DAMIC (shared AE)", "DAMIC (GMM start, shared AE)"}
     | {"DC-Kmeans", "DC-GMM"}
+    | {f"DC-Kmeans rho={r:g}" for r in RHO_SWEEP["kmeans"]}
+    | {f"DC-GMM rho={r:g}" for r in RHO_SWEEP["gmm"]}
     | {f"IDEC gamma={g}" for g in GAMMA_SWEEP}
     | {f"DKM^p lambda={w}" for w in DKM_LAMBDA_SWEEP}
 )
