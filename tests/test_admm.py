@@ -1,0 +1,163 @@
+"""ADMMCluster: the closed-form ADMM updates against their definitions, and the estimator."""
+
+import numpy as np
+import pytest
+import torch
+from scipy.special import softmax
+from scipy.stats import multivariate_normal
+from sklearn.metrics import adjusted_rand_score
+from sklearn.mixture import GaussianMixture
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from conftest import fast
+from skdeepcluster import ADMMCluster
+from skdeepcluster._admm import (
+    cluster_means,
+    gaussian_log_densities,
+    gmm_log_posterior,
+    gmm_m_step,
+    gmm_y_update,
+    kmeans_y_update,
+)
+from test_common import expected_failed_checks
+
+
+@pytest.fixture
+def float64():
+    """float64 by default for the pure-function tests, restored afterwards."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+def _spd(K, D, generator):
+    A = torch.randn(K, D, D, generator=generator)
+    return A @ A.transpose(1, 2) / D + 0.1 * torch.eye(D)
+
+
+@pytest.mark.usefixtures("float64")
+def test_kmeans_y_update_minimises_its_augmented_lagrangian():
+    g = torch.Generator().manual_seed(0)
+    F, U, C = torch.randn(50, 4, generator=g), torch.randn(50, 4, generator=g), torch.randn(3, 4, generator=g)
+    labels = torch.randint(0, 3, (50,), generator=g)
+    lam, rho = 0.7, 2.5
+    Y = kmeans_y_update(F, U, C, labels, lam, rho).requires_grad_()
+    objective = lam / 2 * (Y - C[labels]).pow(2).sum() + rho / 2 * (Y - F + U).pow(2).sum()
+    (grad,) = torch.autograd.grad(objective, Y)
+    assert grad.abs().max() < 1e-10
+
+
+@pytest.mark.usefixtures("float64")
+def test_gmm_y_update_minimises_eq_14s_objective():
+    g = torch.Generator().manual_seed(1)
+    n, K, D = 40, 3, 5
+    F, U = torch.randn(n, D, generator=g), 0.1 * torch.randn(n, D, generator=g)
+    means, covariances = torch.randn(K, D, generator=g), _spd(K, D, g)
+    gamma = torch.softmax(torch.randn(n, K, generator=g), dim=1)
+    lam, rho, floor = 1.3, 4.0, 1e-3
+    Y = gmm_y_update(F, U, gamma, means, covariances, floor, lam, rho).requires_grad_()
+    precisions = torch.linalg.inv(covariances + floor * torch.eye(D))
+    diff = Y[:, None, :] - means[None]
+    mahalanobis = torch.einsum("nkd,kde,nke->nk", diff, precisions, diff)
+    objective = lam / 2 * (gamma * mahalanobis).sum() + rho / 2 * (Y - F + U).pow(2).sum()
+    (grad,) = torch.autograd.grad(objective, Y)
+    assert grad.abs().max() < 1e-9
+
+
+@pytest.mark.usefixtures("float64")
+def test_gaussian_log_densities_and_posterior_match_scipy_and_sklearn():
+    rng = np.random.RandomState(0)
+    Z = np.concatenate([rng.randn(60, 3) @ rng.randn(3, 3) + 4 * k for k in range(3)])
+    gmm = GaussianMixture(3, covariance_type="full", random_state=0).fit(Z)
+    means, covariances = torch.as_tensor(gmm.means_), torch.as_tensor(gmm.covariances_)
+    log_densities = gaussian_log_densities(torch.as_tensor(Z), means, covariances, floor=0.0).numpy()
+    expected = np.stack([multivariate_normal(m, c).logpdf(Z) for m, c in zip(gmm.means_, gmm.covariances_)], axis=1)
+    np.testing.assert_allclose(log_densities, expected, rtol=1e-10)
+    log_gamma = gmm_log_posterior(torch.as_tensor(Z), means, covariances, torch.log(torch.as_tensor(gmm.weights_)), 0.0)
+    np.testing.assert_allclose(log_gamma.exp().numpy(), gmm.predict_proba(Z), atol=1e-10)
+
+
+@pytest.mark.usefixtures("float64")
+def test_m_step_is_the_weighted_mean_covariance_and_mass():
+    g = torch.Generator().manual_seed(2)
+    n, K, D = 80, 3, 4
+    Y = torch.randn(n, D, generator=g)
+    gamma = torch.softmax(torch.randn(n, K, generator=g), dim=1)
+    means, covariances, log_weights = gmm_m_step(Y, gamma, torch.zeros(K, D), torch.zeros(K, D, D), torch.zeros(K))
+    y, w = Y.numpy(), gamma.numpy()
+    for k in range(K):
+        mean = np.average(y, axis=0, weights=w[:, k])
+        np.testing.assert_allclose(means[k].numpy(), mean, rtol=1e-10)
+        np.testing.assert_allclose(covariances[k].numpy(), np.cov(y.T, aweights=w[:, k], bias=True), rtol=1e-10)
+    np.testing.assert_allclose(log_weights.exp().numpy(), w.mean(axis=0), rtol=1e-12)
+
+
+@pytest.mark.usefixtures("float64")
+def test_an_empty_cluster_or_dead_component_keeps_its_parameters():
+    Y = torch.tensor([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]])
+    previous = torch.tensor([[5.0, 5.0], [9.0, 9.0]])
+    centres = cluster_means(Y, torch.tensor([0, 0, 0]), previous)
+    np.testing.assert_allclose(centres.numpy(), [[1.0, 1.0], [9.0, 9.0]])
+    gamma = torch.tensor([[1.0, 0.0]] * 3)
+    old_covariances = torch.stack([torch.eye(2), 7 * torch.eye(2)])
+    means, covariances, log_weights = gmm_m_step(Y, gamma, previous, old_covariances, torch.zeros(2))
+    assert torch.isfinite(means).all() and torch.isfinite(covariances).all()
+    np.testing.assert_allclose(means[1].numpy(), [9.0, 9.0])
+    np.testing.assert_allclose(covariances[1].numpy(), 7 * np.eye(2))
+    assert log_weights[1] < -600  # its weight underflows instead of becoming NaN
+
+
+@pytest.mark.parametrize(
+    "clustering, rho, weight, floor", [("kmeans", 1.0, 1.0, None), ("gmm", 1000.0, 0.01, 1e-3)]
+)
+def test_none_resolves_to_the_authors_settings(blobs, clustering, rho, weight, floor):
+    X, _ = blobs
+    est = fast(ADMMCluster, n_clusters=3, clustering=clustering, max_epochs=2).fit(X)
+    assert (est.rho_, est.constraint_weight_) == (rho, weight)
+    assert getattr(est, "covariance_floor_", None) == floor
+    est = fast(ADMMCluster, n_clusters=3, clustering=clustering, rho=50.0, constraint_weight=0.5, max_epochs=2).fit(X)
+    assert (est.rho_, est.constraint_weight_) == (50.0, 0.5)
+
+
+def test_gmm_variant_learns_blobs_and_exposes_the_mixture(blobs):
+    X, y = blobs
+    est = fast(ADMMCluster, n_clusters=3, clustering="gmm").fit(X)
+    assert adjusted_rand_score(y, est.labels_) > 0.95
+    assert est.covariances_.shape == (3, 3, 3) and est.cluster_centers_.shape == (3, 3)
+    np.testing.assert_allclose(est.weights_.sum(), 1.0)
+    np.testing.assert_allclose(est.weights_, np.bincount(est.labels_) / len(X), atol=0.05)
+    assert np.isfinite([h["constraint"] for h in est.history_]).all()
+
+
+def test_kmeans_predict_proba_is_the_spherical_posterior(blobs):
+    X, _ = blobs
+    est = fast(ADMMCluster, n_clusters=3).fit(X)
+    Z = est.transform(X)
+    distances = ((Z[:, None, :] - est.cluster_centers_[None]) ** 2).sum(axis=2)
+    np.testing.assert_allclose(est.predict_proba(X), softmax(-distances / (2 * est.variance_), axis=1), atol=1e-10)
+    assert est.variance_ > 0
+
+
+def test_the_papers_adadelta_runs_and_bad_options_are_named(blobs):
+    X, y = blobs
+    est = fast(ADMMCluster, n_clusters=3, optimizer="adadelta").fit(X)
+    assert adjusted_rand_score(y, est.labels_) > 0.9
+    with pytest.raises(ValueError, match="optimizer.*'adam'.*'adadelta'"):
+        fast(ADMMCluster, optimizer="sgd").fit(X)
+    with pytest.raises(ValueError, match="clustering.*'kmeans'.*'gmm'"):
+        fast(ADMMCluster, clustering="spectral").fit(X)
+    with pytest.raises(ValueError, match="rho"):
+        fast(ADMMCluster, rho=0.0).fit(X)
+
+
+def test_tol_follows_the_partition_of_the_embedding(blobs):
+    X, _ = blobs
+    est = fast(ADMMCluster, n_clusters=3, max_epochs=30, tol=0.5).fit(X)
+    assert est.converged_ and est.n_iter_ < 30
+    assert est.history_[-1]["delta_label"] < 0.5
+
+
+@parametrize_with_checks([fast(ADMMCluster, clustering="gmm")], expected_failed_checks=expected_failed_checks)
+def test_gmm_variant_passes_sklearns_checks(estimator, check):
+    check(estimator)
