@@ -159,9 +159,9 @@ class ADMMCluster(BaseDeepClusterer):
     weights_ : ndarray of shape (n_clusters,)
         Mixing weights (``clustering="gmm"`` only).
     variance_ : float
-        Mean squared distance per dimension of ``Y`` to its centre at the
-        last ADMM update (``clustering="kmeans"`` only); the scale of
-        ``predict_proba``.
+        Mean squared distance per dimension of the embedding ``f(X)`` to its
+        nearest centre at the last ADMM update (``clustering="kmeans"``
+        only); the scale of ``predict_proba``.
     rho_ : float
     constraint_weight_ : float
         The values used, after resolving ``None``.
@@ -306,7 +306,6 @@ class ADMMCluster(BaseDeepClusterer):
             PAPER_CONSTRAINT_WEIGHT[self.clustering] if self.constraint_weight is None else self.constraint_weight
         )
         module = self.module_
-        Y = Z.detach().double()
         if self.clustering == "gmm":
             gmm, _ = self._fit_gaussian_mixture(Z, seed, n_init=10)
             as_tensor = lambda a: torch.as_tensor(a, dtype=torch.float64, device=Z.device)
@@ -321,7 +320,8 @@ class ADMMCluster(BaseDeepClusterer):
             module.register_buffer("variance", torch.ones((), dtype=torch.float64, device=Z.device))
         self._fit_state["Y"] = Z.detach().clone()
         self._fit_state["U"] = torch.zeros_like(Z)
-        return self._assign_y(Y)
+        self._assign_y(Z.detach().double())
+        return self._assign_embedding(Z.detach().double())
 
     def _on_checkpoint(self, step, data):
         if step == 0:  # the first network epoch runs on the warm start Y = f(X), U = 0
@@ -350,11 +350,10 @@ class ADMMCluster(BaseDeepClusterer):
         state["U"] = (U + Y - F).float()
         state["Y"] = Y.float()
         self._assign_y(Y)
-        # tol follows the partition predict would give, that of f(X)
-        return torch.cat([self._log_proba(module, f).argmax(dim=1) for f in F.split(_INFERENCE_CHUNK)])
+        return self._assign_embedding(F)
 
     def _assign_y(self, Y):
-        """Assign ``Y`` (float64) under the current parameters: the labels and
+        """Assign ``Y`` (float64) under the current parameters: the labels or
         responsibilities the next ADMM iteration uses."""
         module, state = self.module_, self._fit_state
         if self.clustering == "gmm":
@@ -367,9 +366,17 @@ class ADMMCluster(BaseDeepClusterer):
             labels = state["log_gamma"].argmax(dim=1)
         else:
             labels = torch.cat([squared_distances(y, module.centers).argmin(dim=1) for y in Y.split(_INFERENCE_CHUNK)])
-            residual = (Y - module.centers[labels]).pow(2).sum() / Y.numel()
-            module.variance = residual.clamp_min(1e-12)
         state["labels"] = labels
+
+    def _assign_embedding(self, F):
+        """Labels of the embedding ``F`` (float64), as ``predict`` gives them:
+        what the ``tol`` rule compares. For k-means, also the spherical
+        variance of ``F`` around its centres that ``predict_proba`` uses."""
+        module = self.module_
+        labels = torch.cat([self._log_proba(module, f).argmax(dim=1) for f in F.split(_INFERENCE_CHUNK)])
+        if self.clustering == "kmeans":
+            residual = (F - module.centers[labels]).pow(2).sum() / F.numel()
+            module.variance = residual.clamp_min(1e-12)
         return labels
 
     def _batch_loss(self, x, index):
