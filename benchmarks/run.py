@@ -131,6 +131,13 @@ def _methods():
         methods["DC-Kmeans"] = lambda c: _deep(skdeepcluster.ADMMCluster, c, clustering="kmeans")
         methods["DC-GMM"] = lambda c: _deep(skdeepcluster.ADMMCluster, c, clustering="gmm")
         for clustering, name in (("kmeans", "DC-Kmeans"), ("gmm", "DC-GMM")):
+            # the paper's AdaDelta instead of Adam; all 200 iterations instead of stopping on tol
+            methods[f"{name} (AdaDelta)"] = lambda c, clustering=clustering: _deep(
+                skdeepcluster.ADMMCluster, c, clustering=clustering, optimizer="adadelta"
+            )
+            methods[f"{name} (200 iterations)"] = lambda c, clustering=clustering: _deep(
+                skdeepcluster.ADMMCluster, c, clustering=clustering, tol=0.0
+            )
             for rho in RHO_SWEEP[clustering]:  # the paper's Fig. 7, in small
                 methods[f"{name} rho={rho:g}"] = lambda c, clustering=clustering, rho=rho: _deep(
                     skdeepcluster.ADMMCluster, c, clustering=clustering, rho=rho
@@ -151,6 +158,7 @@ DKM_LAMBDA_SWEEP = (0.001, 0.1, 1.0)
 SHARED_AUTOENCODER = (
     {"AE+KMeans", "AE+GMM", "DKM^p", "DEC", "IDEC", "DAMIC (shared AE)", "DAMIC (GMM start, shared AE)"}
     | {"DC-Kmeans", "DC-GMM"}
+    | {f"{n} ({v})" for n in ("DC-Kmeans", "DC-GMM") for v in ("AdaDelta", "200 iterations")}
     | {f"DC-Kmeans rho={r:g}" for r in RHO_SWEEP["kmeans"]}
     | {f"DC-GMM rho={r:g}" for r in RHO_SWEEP["gmm"]}
     | {f"IDEC gamma={g}" for g in GAMMA_SWEEP}
