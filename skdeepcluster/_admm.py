@@ -38,10 +38,12 @@ def gaussian_log_densities(Y, means, covariances, floor):
     D = Y.shape[1]
     eye = torch.eye(D, dtype=Y.dtype, device=Y.device)
     cholesky = torch.linalg.cholesky(covariances + floor * eye)
-    diff = (Y.unsqueeze(1) - means.unsqueeze(0)).unsqueeze(-1)  # (n, K, D, 1)
-    whitened = torch.linalg.solve_triangular(cholesky, diff, upper=False).squeeze(-1)
+    # one triangular solve per component over all rows, (K, D, n): the factor
+    # is not repeated per row
+    diff = (Y.unsqueeze(0) - means.unsqueeze(1)).transpose(1, 2)
+    whitened = torch.linalg.solve_triangular(cholesky, diff, upper=False)
     log_det = 2 * torch.log(torch.diagonal(cholesky, dim1=1, dim2=2)).sum(dim=1)
-    return -0.5 * (whitened.pow(2).sum(dim=2) + log_det + D * math.log(2 * math.pi))
+    return -0.5 * (whitened.pow(2).sum(dim=1).T + log_det + D * math.log(2 * math.pi))
 
 
 def gmm_log_posterior(Y, means, covariances, log_weights, floor):
@@ -58,9 +60,17 @@ def gmm_y_update(F, U, gamma, means, covariances, floor, clustering_weight, rho)
     eye = torch.eye(D, dtype=F.dtype, device=F.device)
     precisions = torch.cholesky_inverse(torch.linalg.cholesky(covariances + floor * eye))
     precision_means = torch.einsum("kde,ke->kd", precisions, means)
-    systems = clustering_weight * torch.einsum("nk,kde->nde", gamma, precisions) + rho * eye
     targets = rho * (F - U) + clustering_weight * gamma @ precision_means
-    return torch.linalg.solve(systems, targets.unsqueeze(-1)).squeeze(-1)
+    # a D x D system per row: rows go in blocks of about 2**22 matrix entries
+    block = max(1, 2**22 // D**2)
+    return torch.cat(
+        [
+            torch.linalg.solve(
+                clustering_weight * torch.einsum("nk,kde->nde", g, precisions) + rho * eye, t.unsqueeze(-1)
+            ).squeeze(-1)
+            for g, t in zip(gamma.split(block), targets.split(block))
+        ]
+    )
 
 
 def gmm_m_step(Y, gamma, means, covariances, log_weights):
@@ -118,7 +128,10 @@ class ADMMCluster(BaseDeepClusterer):
     pretrain_epochs : int, default=400
         Epochs of autoencoder pretraining (:class:`AutoEncoder`'s recipe).
     max_epochs : int, default=200
-        ADMM iterations, one network epoch each (the authors' 200).
+        Network epochs, with an ADMM update of ``Y``, the clustering
+        parameters and ``U`` after each but the last (``max_epochs - 1``
+        updates). The authors' code runs 200 iterations of DC-Kmeans and 300
+        of DC-GMM, each an epoch and an update.
     batch_size : int, default=256
         Mini-batch of the pretraining and of the network epochs. The
         authors' code uses 100; 256, every other method's, lets them share
@@ -132,8 +145,8 @@ class ADMMCluster(BaseDeepClusterer):
         code's AdaDelta has no step size, which is 1.0 in torch).
     tol : float, default=0.001
         Stop once fewer than this fraction of the labels of ``f(X)`` change
-        in an ADMM iteration (the paper's 0.1 % threshold); 0 runs every
-        iteration.
+        in an ADMM iteration (the paper's 0.1 % threshold, given for
+        DC-Kmeans; the code has none); 0 runs every iteration.
     device : str or torch.device, default="auto"
     memory : None, str or joblib.Memory, default=None
         Caches the pretraining.
@@ -170,7 +183,7 @@ class ADMMCluster(BaseDeepClusterer):
         Sum of squared distances of the embedded samples to their closest
         centre.
     n_iter_ : int
-        ADMM iterations run.
+        Network epochs run (ADMM updates: one fewer).
     converged_ : bool
     history_ : list of dict
         Per iteration: ``loss``, ``reconstruction`` and ``constraint``
@@ -197,7 +210,12 @@ class ADMMCluster(BaseDeepClusterer):
       and ``U = 0`` (the paper's warm start). The released code draws
       centres from a random balanced partition instead (its first version
       used k-means); with a Gaussian mixture it keeps those random means
-      and takes only the covariances and weights from k-means.
+      and takes diagonal covariances and the weights from k-means.
+    * The network's loss is the paper's eq. (9), ``||x - x_hat||^2 + alpha
+      rho / 2 ||y - f(x) + u||^2`` per sample; the code halves the
+      reconstruction term, so its constraint weighs twice as much against
+      it. The dual update is ``u + y - f(x)``, as in Algs. 2 and 3 and the
+      code (eq. 10 prints the opposite sign).
     * The assignments of an iteration come from the previous ``Y``, before
       its update, and the centres or the M-step use the updated ``Y`` (the
       code's order); ``tol`` compares the partitions of ``f(X)`` of
@@ -205,12 +223,15 @@ class ADMMCluster(BaseDeepClusterer):
       pulled towards the centres and its partition hardly moves). The dual step is 1 for both models (the paper); the
       code uses 0.5 for the Gaussian mixture.
     * The covariance floor is ``clustering_weight / rho`` (at least the
-      code's 1e-5): the ``Y`` update is a proximal step on ``lambda * (-log
-      p(Y))`` with penalty ``rho``, and ADMM on a non-convex term needs
-      ``rho`` above that term's curvature, at most ``lambda / floor``. With
-      the code's fixed 1e-5, full-covariance components on digits (10-D
-      embedding, smallest eigenvalues near 1e-6) pulled ``Y`` so hard that
-      the constraint residual grew without bound within 60 iterations.
+      code's 1e-5), a heuristic: it caps the curvature ``lambda P_k`` of
+      the quadratic that the ``Y`` update minimises at ``rho``, which keeps
+      ``Y`` from being pulled harder towards a mean than towards ``f(x) -
+      u``. With the code's fixed 1e-5, full-covariance components on digits
+      (10-D embedding, smallest eigenvalues near 1e-6) pulled ``Y`` so hard
+      that the constraint residual grew without bound within 60
+      iterations. The floor is absolute, so its effect depends on the
+      embedding's scale. It is also used in the E-step's normaliser (the
+      code's uses the unfloored determinant).
     * An empty k-means cluster keeps its centre, and a mixture component
       whose mass underflows keeps its mean and covariance, where the code
       produces NaN; the estimator warns if a cluster is empty at the end.
@@ -341,12 +362,7 @@ class ADMMCluster(BaseDeepClusterer):
         # code's order), then Y, then the parameters from the new Y
         if self.clustering == "gmm":
             gamma = state["log_gamma"].exp()
-            Y = torch.cat(
-                [
-                    gmm_y_update(f, u, g, module.centers, module.covariances, module.covariance_floor, lam, rho)
-                    for f, u, g in zip(*(a.split(_INFERENCE_CHUNK) for a in (F, U, gamma)))
-                ]
-            )
+            Y = gmm_y_update(F, U, gamma, module.centers, module.covariances, module.covariance_floor, lam, rho)
             module.centers, module.covariances, module.log_weights = gmm_m_step(
                 Y, gamma, module.centers, module.covariances, module.log_weights
             )
