@@ -5,6 +5,7 @@ import pytest
 import torch
 from scipy.special import softmax
 from scipy.stats import multivariate_normal
+from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import GaussianMixture
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -151,11 +152,87 @@ def test_the_papers_adadelta_runs_and_bad_options_are_named(blobs):
         fast(ADMMCluster, rho=0.0).fit(X)
 
 
-def test_tol_follows_the_partition_of_the_embedding(blobs):
+class _RecordingADMMCluster(ADMMCluster):
+    """Keeps the state before and after every ADMM update."""
+
+    def _init_clusters(self, Z, data, seed):
+        self.updates_ = []
+        return super()._init_clusters(Z, data, seed)
+
+    def _on_checkpoint(self, step, data):
+        state, module = self._fit_state, self.module_
+        before = {
+            "F": self._embed_all(data).double(),
+            "Y": state["Y"].double().clone(),
+            "U": state["U"].double().clone(),
+            "labels": state["labels"].clone(),
+            "centers": module.centers.clone(),
+        }
+        if self.clustering == "gmm":
+            before.update(
+                gamma=state["log_gamma"].exp(), covariances=module.covariances.clone(),
+                log_weights=module.log_weights.clone(), floor=module.covariance_floor.clone(),
+            )
+        returned = super()._on_checkpoint(step, data)
+        after = {"Y": state["Y"].double(), "U": state["U"].double(), "centers": module.centers.clone()}
+        if self.clustering == "gmm":
+            after.update(covariances=module.covariances.clone(), log_weights=module.log_weights.clone())
+        self.updates_.append((step, before, after, returned))
+        return returned
+
+
+@pytest.fixture
+def overlapping_blobs():
+    """Overlapping clusters: the partitions of Y and of f(X) can differ."""
+    X, y = make_blobs(n_samples=240, n_features=12, centers=3, cluster_std=4.0, random_state=0)
+    return X.astype(np.float32), y
+
+
+@pytest.mark.parametrize("clustering", ["kmeans", "gmm"])
+def test_one_admm_update_follows_the_algorithm(overlapping_blobs, clustering):
+    X, _ = overlapping_blobs
+    est = fast(_RecordingADMMCluster, n_clusters=3, clustering=clustering, rho=0.2, max_epochs=8, tol=0).fit(X)
+    steps = [step for step, *_ in est.updates_]
+    assert steps[0] == 0 and len(steps) == est.n_iter_  # one update between consecutive epochs
+    for step, before, after, returned in est.updates_[1:]:
+        F, Y, U = before["F"], before["Y"], before["U"]
+        lam, rho = est.clustering_weight, est.rho_
+        if clustering == "gmm":
+            expected_Y = gmm_y_update(
+                F, U, before["gamma"], before["centers"], before["covariances"], before["floor"], lam, rho
+            )
+            means, covariances, log_weights = gmm_m_step(
+                expected_Y, before["gamma"], before["centers"], before["covariances"], before["log_weights"]
+            )
+            torch.testing.assert_close(after["covariances"], covariances)
+            torch.testing.assert_close(after["log_weights"], log_weights)
+            expected_labels = gmm_log_posterior(F, means, covariances, log_weights, before["floor"]).argmax(dim=1)
+        else:
+            expected_Y = kmeans_y_update(F, U, before["centers"], before["labels"], lam, rho)
+            means = cluster_means(expected_Y, before["labels"], before["centers"])
+            expected_labels = ((F[:, None, :] - means[None]) ** 2).sum(dim=2).argmin(dim=1)
+        torch.testing.assert_close(after["Y"], expected_Y, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(after["U"], U + expected_Y - F, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(after["centers"], means)
+        # tol compares the partition of f(X), the one predict gives
+        assert torch.equal(returned, expected_labels)
+    if clustering == "gmm":
+        # here the partitions of Y and of f(X) differ at some update, so the
+        # check above tells them apart (k-means' coincide on this data)
+        Y_partitions = [before["gamma"].argmax(dim=1) for _, before, *_ in est.updates_[1:]]
+        F_partitions = [returned for *_, returned in est.updates_[:-1]]
+        assert any(not torch.equal(a, b) for a, b in zip(Y_partitions, F_partitions))
+
+
+def test_tol_compares_successive_partitions_of_the_embedding(blobs):
     X, _ = blobs
-    est = fast(ADMMCluster, n_clusters=3, max_epochs=30, tol=0.5).fit(X)
-    assert est.converged_ and est.n_iter_ < 30
-    assert est.history_[-1]["delta_label"] < 0.5
+    est = fast(_RecordingADMMCluster, n_clusters=3, max_epochs=6, tol=0).fit(X)
+    partitions = [returned for *_, returned in est.updates_]
+    for epoch in range(1, est.n_iter_):
+        changed = (partitions[epoch] != partitions[epoch - 1]).double().mean().item()
+        assert est.history_[epoch]["delta_label"] == pytest.approx(changed)
+    est = fast(ADMMCluster, n_clusters=3, max_epochs=50, tol=0.01).fit(X)
+    assert est.converged_ and est.n_iter_ < 50 and est.history_[-1]["delta_label"] < 0.01
 
 
 @parametrize_with_checks([fast(ADMMCluster, clustering="gmm")], expected_failed_checks=expected_failed_checks)
