@@ -226,8 +226,8 @@ class ADMMCluster(BaseDeepClusterer):
       code's 1e-5), a heuristic: it caps the curvature ``lambda P_k`` of
       the quadratic that the ``Y`` update minimises at ``rho``, which keeps
       ``Y`` from being pulled harder towards a mean than towards ``f(x) -
-      u``. The full-covariance components on digits' 10-D embedding have
-      smallest eigenvalues near 1e-6; with the code's fixed 1e-5, DC-GMM
+      u``. The full-covariance components on digits' 10-D embedding are
+      nearly singular; with the code's fixed 1e-5, DC-GMM
       fell to ACC 0.440 and 0.494 on digits seeds 0 and 1 (60 iterations,
       ``tol=0``; ``benchmarks/admm_floor.py``), against 0.824 and 0.870
       with this floor. The floor is absolute, so its effect depends on the
@@ -240,11 +240,11 @@ class ADMMCluster(BaseDeepClusterer):
       output); the paper pretrains sigmoid networks with RBMs.
     * Adam at 1e-4 rather than the paper's AdaDelta (``optimizer=
       "adadelta"`` keeps it). Started fresh on a pretrained network,
-      AdaDelta's first steps move every weight by about ``sqrt(eps)``
-      whatever its gradient; on MNIST-5k (H100, seeds 0-4, benchmark
-      ``gpu/gpu_admm_variants``) it ended at ACC 0.625 (k-means) and 0.633
-      (Gaussian mixture), under AE + k-means (0.688), where Adam gives
-      0.710 and 0.712. DeepKMeans uses 1e-4 for the same reason.
+      AdaDelta's first steps move every weight by about ``sqrt(eps / (1 -
+      rho))``, 1e-3, whatever its gradient; on MNIST-5k (H100, seeds 0-4,
+      benchmark ``gpu/gpu_admm_variants``) it ended at a mean ACC of 0.625
+      (k-means) and 0.633 (Gaussian mixture), under AE + k-means (0.688),
+      where Adam gives 0.710 and 0.712. DeepKMeans uses 1e-4 for the same reason.
     * ``predict`` assigns ``f(x)`` of new points (there is no ``Y`` for
       them): the nearest centre, or the most probable component.
       ``predict_proba`` is the Gaussian mixture's posterior, or for

@@ -473,8 +473,8 @@ class DAMIC(BaseDeepClusterer):
     0.868) at 0.866. On average a run ends within 0.02 of its start (every
     seed within 0.035); even a perfect start loses about 0.09 to the
     overlapping clusters. Expert bottlenecks
-    of 2 units instead of K give the same means, 1 unit is worse (0.73 from
-    k-means).
+    of 2 units instead of K give about the same means, 1 unit is worse
+    (0.73 from k-means).
 
     On MNIST-5k (seeds 0-4) NMI 0.553 / ARI 0.400 on average, below AE +
     k-means on the benchmark's shared denoising autoencoder (0.579 /
