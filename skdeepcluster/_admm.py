@@ -3,6 +3,7 @@ mixture on a copy Y of the embedding, tied to it by ADMM."""
 
 import math
 
+import numpy as np
 import torch
 
 from ._core.distances import squared_distances
@@ -279,7 +280,7 @@ class ADMMCluster(BaseDeepClusterer):
         "optimizer": Options("adam", "adadelta"),
         "learning_rate": Real(low=0, low_open=True, allow_none=True),
     }
-    _empty_cluster_advice = "Try fewer clusters, another random_state or a smaller clustering_weight."
+    _clustering_weight_name = "clustering_weight"
 
     def __init__(
         self,
@@ -337,10 +338,9 @@ class ADMMCluster(BaseDeepClusterer):
         module = self.module_
         if self.clustering == "gmm":
             gmm, _ = self._fit_gaussian_mixture(Z, seed, n_init=10)
-            as_tensor = lambda a: torch.as_tensor(a, dtype=torch.float64, device=Z.device)
-            module.register_buffer("centers", as_tensor(gmm.means_))
-            module.register_buffer("covariances", as_tensor(gmm.covariances_))
-            module.register_buffer("log_weights", torch.log(as_tensor(gmm.weights_)))
+            fitted = {"centers": gmm.means_, "covariances": gmm.covariances_, "log_weights": np.log(gmm.weights_)}
+            for name, value in fitted.items():
+                module.register_buffer(name, torch.as_tensor(value, dtype=torch.float64, device=Z.device))
             floor = max(self.clustering_weight / self.rho_, COVARIANCE_FLOOR)
             module.register_buffer("covariance_floor", torch.tensor(floor, dtype=torch.float64, device=Z.device))
         else:

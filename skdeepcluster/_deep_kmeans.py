@@ -190,7 +190,7 @@ class DeepKMeans(BaseDeepClusterer):
         "clustering_weight": Real(low=0),
         "learning_rate": Real(low=0, low_open=True, allow_none=True),
     }
-    _empty_cluster_advice = "Try fewer clusters, another random_state or a smaller clustering_weight."
+    _clustering_weight_name = "clustering_weight"
 
     def __init__(
         self,

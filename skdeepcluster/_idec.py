@@ -223,7 +223,7 @@ class IDEC(BaseDeepClusterer):
 
     #: Whether the loss has the reconstruction term (False for DEC).
     _with_reconstruction = True
-    _empty_cluster_advice = "Try fewer clusters, another random_state or a smaller gamma."
+    _clustering_weight_name = "gamma"
 
     def __init__(
         self,
@@ -418,7 +418,7 @@ class DEC(IDEC):
     _parameter_rules = {name: rule for name, rule in IDEC._parameter_rules.items() if name != "gamma"}
 
     _with_reconstruction = False
-    _empty_cluster_advice = BaseDeepClusterer._empty_cluster_advice
+    _clustering_weight_name = None
 
     def __init__(
         self,

@@ -163,9 +163,9 @@ class BaseDeepClusterer(
 
     _parameter_rules = SHARED_RULES
 
-    #: Advice ending the empty-cluster warning; a method whose clustering term
-    #: has a weight names that parameter.
-    _empty_cluster_advice = "Try fewer clusters or another random_state."
+    #: Name of the parameter weighting the clustering term, if the method has
+    #: one; the empty-cluster warning suggests lowering it.
+    _clustering_weight_name = None
 
     # -- hooks with defaults ----------------------------------------------------
     def _embedding_dim(self):
@@ -348,13 +348,18 @@ class BaseDeepClusterer(
             autoencoder.set_params(memory=self.memory)
         return autoencoder.fit(X)
 
+    def _empty_cluster_advice(self):
+        if self._clustering_weight_name is None:
+            return "Try fewer clusters or another random_state."
+        return f"Try fewer clusters, another random_state or a smaller {self._clustering_weight_name}."
+
     def _warn_empty_clusters(self):
         counts = np.bincount(self.labels_, minlength=self.n_clusters)
         empty = np.flatnonzero(counts == 0)
         if empty.size:
             warnings.warn(
                 f"{type(self).__name__}: {empty.size} of {self.n_clusters} clusters "
-                f"are empty after fit (clusters {empty.tolist()}). {self._empty_cluster_advice}",
+                f"are empty after fit (clusters {empty.tolist()}). {self._empty_cluster_advice()}",
                 ConvergenceWarning,
                 stacklevel=3,
             )
