@@ -142,6 +142,17 @@ def _methods():
                 methods[f"{name} rho={rho:g}"] = lambda c, clustering=clustering, rho=rho: _deep(
                     skdeepcluster.ADMMCluster, c, clustering=clustering, rho=rho
                 )
+    if hasattr(skdeepcluster, "DeepGMM"):
+        methods["DeepGMM"] = lambda c: _deep(skdeepcluster.DeepGMM, c)
+        # the mixture fitted by EM on the shared embedding, before any joint training
+        methods["DeepGMM (start)"] = lambda c: _deep(skdeepcluster.DeepGMM, c, max_epochs=0)
+        # the paper's diagonal covariances, trained and at the start
+        methods["DeepGMM (diag)"] = lambda c: _deep(skdeepcluster.DeepGMM, c, covariance_type="diag")
+        methods["DeepGMM (diag, start)"] = lambda c: _deep(skdeepcluster.DeepGMM, c, covariance_type="diag", max_epochs=0)
+        # the paper's stage 3 as written: encoder and mixture only, no decoder
+        methods["DeepGMM (no reconstruction)"] = lambda c: _deep(skdeepcluster.DeepGMM, c, reconstruction_weight=0.0)
+        for eta in ETA_SWEEP:  # eta=0 is the paper's "DeepGMM" ablation
+            methods[f"DeepGMM eta={eta:g}"] = lambda c, eta=eta: _deep(skdeepcluster.DeepGMM, c, separation_weight=eta)
     methods["Spectral"] = lambda c: SpectralClustering(
         c["n_clusters"], affinity="nearest_neighbors", n_neighbors=10, random_state=c["seed"]
     )
@@ -151,6 +162,8 @@ def _methods():
 GAMMA_SWEEP = (0.01, 0.05, 0.1, 0.2, 0.5, 1.0)
 #: ADMMCluster's rho a decade either side of the authors' (1 and 1000).
 RHO_SWEEP = {"kmeans": (0.1, 10.0), "gmm": (100.0, 10000.0)}
+#: DeepGMM's eta: the paper's ablation (0) and its grid {0.1, 0.01, 0.001, 0.0001}.
+ETA_SWEEP = (0.0, 0.1, 0.01, 0.001, 0.0001)
 #: DeepKMeans' lambda besides the default 0.01 ("DKM^p").
 DKM_LAMBDA_SWEEP = (0.001, 0.1, 1.0)
 
@@ -163,11 +176,13 @@ SHARED_AUTOENCODER = (
     | {f"DC-GMM rho={r:g}" for r in RHO_SWEEP["gmm"]}
     | {f"IDEC gamma={g}" for g in GAMMA_SWEEP}
     | {f"DKM^p lambda={w}" for w in DKM_LAMBDA_SWEEP}
+    | {"DeepGMM", "DeepGMM (start)", "DeepGMM (no reconstruction)", "DeepGMM (diag)", "DeepGMM (diag, start)"}
+    | {f"DeepGMM eta={e:g}" for e in ETA_SWEEP}
 )
 
 DEFAULT_METHODS = {
-    "digits": ["KMeans", "GMM", "AE+KMeans", "AE+GMM", "DKM^p", "DKM^a", "DEC", "IDEC", "DAMIC", "DC-Kmeans", "DC-GMM"],
-    "mnist5k": ["KMeans", "GMM", "AE+KMeans", "AE+GMM", "DKM^p", "DKM^a", "DEC", "IDEC", "DAMIC", "DC-Kmeans", "DC-GMM"],
+    "digits": ["KMeans", "GMM", "AE+KMeans", "AE+GMM", "DKM^p", "DKM^a", "DEC", "IDEC", "DAMIC", "DC-Kmeans", "DC-GMM", "DeepGMM"],
+    "mnist5k": ["KMeans", "GMM", "AE+KMeans", "AE+GMM", "DKM^p", "DKM^a", "DEC", "IDEC", "DAMIC", "DC-Kmeans", "DC-GMM", "DeepGMM"],
     "synthetic": ["KMeans", "Spectral", "AE+KMeans", "AE+GMM", "DAMIC", "DAMIC (GMM start)", "DAMIC (GMM start, shared AE)"],
     "synthetic-round": ["KMeans", "Spectral", "AE+KMeans", "AE+GMM", "DAMIC", "DAMIC (GMM start)", "DAMIC (GMM start, shared AE)"],
 }

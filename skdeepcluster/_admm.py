@@ -1,12 +1,11 @@
 """DeepCluster (Tian, Zhou & Guan, ECML-PKDD 2017): k-means or a Gaussian
 mixture on a copy Y of the embedding, tied to it by ADMM."""
 
-import math
-
 import numpy as np
 import torch
 
 from ._core.distances import squared_distances
+from ._core.gaussians import gaussian_log_densities
 from ._core.params import AnyOf, Options, Real
 from .base import _INFERENCE_CHUNK, SHARED_RULES, BaseDeepClusterer
 
@@ -32,19 +31,6 @@ def cluster_means(Y, labels, previous):
     sums = torch.zeros_like(previous).index_add_(0, labels, Y)
     counts = torch.bincount(labels, minlength=K).to(Y.dtype)
     return torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], previous)
-
-
-def gaussian_log_densities(Y, means, covariances, floor):
-    """``log N(y_i; mu_k, Sigma_k + floor I)`` for every row and component, shape (n, K)."""
-    D = Y.shape[1]
-    eye = torch.eye(D, dtype=Y.dtype, device=Y.device)
-    cholesky = torch.linalg.cholesky(covariances + floor * eye)
-    # one triangular solve per component over all rows, (K, D, n): the factor
-    # is not repeated per row
-    diff = (Y.unsqueeze(0) - means.unsqueeze(1)).transpose(1, 2)
-    whitened = torch.linalg.solve_triangular(cholesky, diff, upper=False)
-    log_det = 2 * torch.log(torch.diagonal(cholesky, dim1=1, dim2=2)).sum(dim=1)
-    return -0.5 * (whitened.pow(2).sum(dim=1).T + log_det + D * math.log(2 * math.pi))
 
 
 def gmm_log_posterior(Y, means, covariances, log_weights, floor):

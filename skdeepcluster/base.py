@@ -231,9 +231,9 @@ class BaseDeepClusterer(
         centers = torch.as_tensor(km.cluster_centers_, dtype=Z.dtype, device=Z.device)
         return centers, torch.as_tensor(labels, device=Z.device)
 
-    def _fit_gaussian_mixture(self, Z, seed, n_init=10):
-        """Full-covariance sklearn GaussianMixture fitted on an embedding tensor; returns (model, labels)."""
-        gmm = GaussianMixture(self.n_clusters, covariance_type="full", n_init=n_init, random_state=seed)
+    def _fit_gaussian_mixture(self, Z, seed, n_init=10, covariance_type="full"):
+        """sklearn GaussianMixture fitted on an embedding tensor; returns (model, labels)."""
+        gmm = GaussianMixture(self.n_clusters, covariance_type=covariance_type, n_init=n_init, random_state=seed)
         labels = gmm.fit_predict(Z.detach().cpu().double().numpy())
         return gmm, torch.as_tensor(labels, device=Z.device)
 

@@ -14,12 +14,12 @@ from conftest import fast
 from skdeepcluster import ADMMCluster
 from skdeepcluster._admm import (
     cluster_means,
-    gaussian_log_densities,
     gmm_log_posterior,
     gmm_m_step,
     gmm_y_update,
     kmeans_y_update,
 )
+from skdeepcluster._core.gaussians import gaussian_log_densities
 from test_common import expected_failed_checks
 
 
