@@ -52,9 +52,27 @@ def _synthetic(latent="elongated"):
     return X, y
 
 
+def _imbalanced(load, largest_to_smallest=10.0):
+    """The classes of ``load()`` cut to sizes falling geometrically from the
+    largest class's full size to 1/largest_to_smallest of it (class 0
+    keeps most, the last class least), by a fixed draw: the DeepGMM paper's
+    imbalanced case, where DEC-style targets are said to fail."""
+    X, y = load()
+    classes = np.unique(y)
+    largest = min(np.sum(y == c) for c in classes)
+    rng = np.random.RandomState(0)
+    keep = []
+    for rank, c in enumerate(classes):
+        size = int(round(largest * largest_to_smallest ** (-rank / (len(classes) - 1))))
+        keep.append(rng.permutation(np.flatnonzero(y == c))[:size])
+    keep = np.sort(np.concatenate(keep))
+    return X[keep], y[keep]
+
+
 DATASETS = {
     "digits": load_digits_scaled,
     "mnist5k": load_mnist_5k,
+    "mnist5k-imbalanced": lambda: _imbalanced(load_mnist_5k),
     "synthetic": _synthetic,
     # the latent layout of the DCN authors' generator script (round, separated clusters)
     "synthetic-round": lambda: _synthetic("round"),
@@ -183,6 +201,7 @@ SHARED_AUTOENCODER = (
 DEFAULT_METHODS = {
     "digits": ["KMeans", "GMM", "AE+KMeans", "AE+GMM", "DKM^p", "DKM^a", "DEC", "IDEC", "DAMIC", "DC-Kmeans", "DC-GMM", "DeepGMM"],
     "mnist5k": ["KMeans", "GMM", "AE+KMeans", "AE+GMM", "DKM^p", "DKM^a", "DEC", "IDEC", "DAMIC", "DC-Kmeans", "DC-GMM", "DeepGMM"],
+    "mnist5k-imbalanced": ["KMeans", "AE+KMeans", "AE+GMM", "DKM^p", "DEC", "IDEC", "DeepGMM"],
     "synthetic": ["KMeans", "Spectral", "AE+KMeans", "AE+GMM", "DAMIC", "DAMIC (GMM start)", "DAMIC (GMM start, shared AE)"],
     "synthetic-round": ["KMeans", "Spectral", "AE+KMeans", "AE+GMM", "DAMIC", "DAMIC (GMM start)", "DAMIC (GMM start, shared AE)"],
 }

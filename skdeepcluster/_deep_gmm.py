@@ -171,16 +171,37 @@ class DeepGMM(BaseDeepClusterer):
       Euclidean distance, chosen again at every step. Eq. (4) speaks of a
       "normalized distance" that the paper does not define; eq. (5) and
       the gradient (10) use the plain squared distance, as here.
-    * The objective has no upper bound: shrinking a component raises the
-      likelihood until its variances reach ``reg_covar``, and the
-      separation term grows without limit as centres move apart. Training
-      runs a fixed number of epochs, as the paper's.
-    * The start is sklearn's diagonal :class:`~sklearn.mixture.GaussianMixture`
+    * The objective has no upper bound, and without the reconstruction term
+      a flexible encoder finds its degenerate end: it moves points out of
+      broad components into sharper ones (a point's log-density is highest
+      at the mean of the component with the largest ``omega_k /
+      sqrt(det Sigma_k)``), those components shrink further, and a few
+      absorb the data. On digits with the paper's loss
+      (``reconstruction_weight=0``) @@NORECON@@. The paper's separation term
+      does not stop this: it pushes the centres apart, not the points. The
+      reconstruction term, at ``reconstruction_weight=10``, keeps the
+      embedding one the decoder can reconstruct from; at 1 on digits the
+      collapse was only slowed, and at 0.1 on MNIST-5k it was as fast as
+      without it (exploratory runs, seed 0). The weight compares two
+      quantities of different scales (a log-density of the embedding, a
+      squared error summed over the input's features), so other data may
+      need another value.
+    * Full covariances by default. On our pretrained embeddings a
+      diagonal-covariance mixture is a much weaker start than a full one
+      (@@DIAGSTART@@), because the clusters' axes are not the embedding's; the
+      paper chose diagonal ones for speed, which at ``embedding_dim=10``
+      does not matter.
+    * The start is sklearn's :class:`~sklearn.mixture.GaussianMixture`
       (``n_init=10``) on the pretrained embedding. The pretraining is
       :class:`AutoEncoder`'s end-to-end recipe rather than the paper's RBM
       stacks with dropout and data augmentation.
-    * Adam at 1e-4 rather than SGD at 0.01 (``optimizer="sgd"``): see the
-      benchmark notes in the documentation for the measurement.
+    * Adam at 1e-4 rather than SGD at 0.01 (``optimizer="sgd"``, with
+      momentum 0.9: the paper does not give the momentum). The gradient
+      with respect to a mean scales with ``1 / sigma^2``, so a fixed SGD
+      step diverges where components are narrow; in the tests' small
+      problems it did at 0.01. With Adam at 1e-4 the centres move little
+      over 100 epochs, so ``separation_weight`` changes little
+      (@@ETA@@).
 
     References
     ----------
@@ -319,15 +340,24 @@ class DeepGMM(BaseDeepClusterer):
 
     @staticmethod
     def _covariances(module):
-        """The components' covariances without the floor: diagonals ``exp(log
-        variance)``, or full ``L L'`` from free lower-triangular factors."""
+        """The components' covariances without the floor, in float64:
+        diagonals ``exp(log variance)``, or full ``L L'`` from free
+        lower-triangular factors."""
         if hasattr(module, "log_variances"):
-            return module.log_variances.exp()
-        factors = torch.tril(module.covariance_factors)
+            return module.log_variances.double().exp()
+        factors = torch.tril(module.covariance_factors.double())
         return factors @ factors.transpose(1, 2)
 
     def _log_joint(self, module, z):
-        return mixture_log_joint(z, module.centers, self._covariances(module), module.weight_logits, module.reg_covar)
+        # float64: a component that narrows to reg_covar has a covariance
+        # whose Cholesky factorisation float32 cannot hold
+        return mixture_log_joint(
+            z.double(),
+            module.centers.double(),
+            self._covariances(module),
+            module.weight_logits.double(),
+            module.reg_covar.double(),
+        )
 
     def _soft_assign(self, module, x):
         return torch.softmax(self._log_joint(module, module.encoder(x)), dim=1)
