@@ -167,8 +167,14 @@ def _methods():
         # the paper's diagonal covariances, trained and at the start
         methods["DeepGMM (diag)"] = lambda c: _deep(skdeepcluster.DeepGMM, c, covariance_type="diag")
         methods["DeepGMM (diag, start)"] = lambda c: _deep(skdeepcluster.DeepGMM, c, covariance_type="diag", max_epochs=0)
+        # the paper's optimizer: SGD at 0.01 (momentum 0.9)
+        methods["DeepGMM (SGD)"] = lambda c: _deep(skdeepcluster.DeepGMM, c, optimizer="sgd")
         # the paper's stage 3 as written: encoder and mixture only, no decoder
         methods["DeepGMM (no reconstruction)"] = lambda c: _deep(skdeepcluster.DeepGMM, c, reconstruction_weight=0.0)
+        for weight in RECONSTRUCTION_SWEEP:
+            methods[f"DeepGMM reconstruction_weight={weight:g}"] = lambda c, weight=weight: _deep(
+                skdeepcluster.DeepGMM, c, reconstruction_weight=weight
+            )
         for eta in ETA_SWEEP:  # eta=0 is the paper's "DeepGMM" ablation
             methods[f"DeepGMM eta={eta:g}"] = lambda c, eta=eta: _deep(skdeepcluster.DeepGMM, c, separation_weight=eta)
     methods["Spectral"] = lambda c: SpectralClustering(
@@ -182,6 +188,8 @@ GAMMA_SWEEP = (0.01, 0.05, 0.1, 0.2, 0.5, 1.0)
 RHO_SWEEP = {"kmeans": (0.1, 10.0), "gmm": (100.0, 10000.0)}
 #: DeepGMM's eta: the paper's ablation (0) and its grid {0.1, 0.01, 0.001, 0.0001}.
 ETA_SWEEP = (0.0, 0.1, 0.01, 0.001, 0.0001)
+#: DeepGMM's reconstruction_weight besides the default 10 and the paper's 0.
+RECONSTRUCTION_SWEEP = (0.1, 1.0, 100.0)
 #: DeepKMeans' lambda besides the default 0.01 ("DKM^p").
 DKM_LAMBDA_SWEEP = (0.001, 0.1, 1.0)
 
@@ -195,6 +203,8 @@ SHARED_AUTOENCODER = (
     | {f"IDEC gamma={g}" for g in GAMMA_SWEEP}
     | {f"DKM^p lambda={w}" for w in DKM_LAMBDA_SWEEP}
     | {"DeepGMM", "DeepGMM (start)", "DeepGMM (no reconstruction)", "DeepGMM (diag)", "DeepGMM (diag, start)"}
+    | {"DeepGMM (SGD)"}
+    | {f"DeepGMM reconstruction_weight={w:g}" for w in RECONSTRUCTION_SWEEP}
     | {f"DeepGMM eta={e:g}" for e in ETA_SWEEP}
 )
 
