@@ -207,3 +207,10 @@ def test_defaults_resolve_to_the_papers_settings(blobs):
 @parametrize_with_checks([fast(DeepGMM, covariance_type="diag")], expected_failed_checks=expected_failed_checks)
 def test_diagonal_variant_passes_sklearns_checks(estimator, check):
     check(estimator)
+
+
+def test_a_diverging_mixture_stops_with_a_clear_error():
+    means = torch.zeros(2, 3, dtype=torch.float64)
+    covariances = torch.full((2, 3, 3), float("nan"), dtype=torch.float64)
+    with pytest.raises(FloatingPointError, match="training diverged. Lower learning_rate"):
+        mixture_log_joint(torch.zeros(4, 3, dtype=torch.float64), means, covariances, torch.zeros(2), floor=1e-6)

@@ -12,7 +12,14 @@ def gaussian_log_densities(Y, means, covariances, floor):
     """
     D = Y.shape[1]
     eye = torch.eye(D, dtype=Y.dtype, device=Y.device)
-    cholesky = torch.linalg.cholesky(covariances + floor * eye)
+    try:
+        cholesky = torch.linalg.cholesky(covariances + floor * eye)
+    except torch.linalg.LinAlgError as error:
+        raise FloatingPointError(
+            "A Gaussian component's covariance is not positive definite even with its floor: "
+            "the mixture's parameters have become non-finite, so training diverged. Lower "
+            "learning_rate or scale the input features (e.g. to [0, 1])."
+        ) from error
     # one triangular solve per component over all rows, (K, D, n): the factor
     # is not repeated per row
     diff = (Y.unsqueeze(0) - means.unsqueeze(1)).transpose(1, 2)
