@@ -71,6 +71,15 @@ CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA de
 
 
 @pytest.fixture
+def float64():
+    """float64 by default for the pure-function tests, restored afterwards."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+@pytest.fixture
 def blobs():
     X, y = make_blobs(n_samples=240, n_features=12, centers=3, cluster_std=1.0, random_state=0)
     return X.astype(np.float32), y

@@ -23,15 +23,6 @@ from skdeepcluster._core.gaussians import gaussian_log_densities
 from test_common import expected_failed_checks
 
 
-@pytest.fixture
-def float64():
-    """float64 by default for the pure-function tests, restored afterwards."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
 def _spd(K, D, generator):
     A = torch.randn(K, D, D, generator=generator)
     return A @ A.transpose(1, 2) / D + 0.1 * torch.eye(D)

@@ -16,15 +16,6 @@ from skdeepcluster.base import seed_from
 from test_common import expected_failed_checks
 
 
-@pytest.fixture
-def float64():
-    """float64 by default for the pure-function tests, restored afterwards."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
 def _mixture(n, K, D, seed):
     g = torch.Generator().manual_seed(seed)
     Z = torch.randn(n, D, generator=g)
