@@ -183,10 +183,9 @@ class DeepGMM(BaseDeepClusterer):
       (``reconstruction_weight=0``), ACC fell from 0.844 at the start to
       0.723 (5 seeds; seed 4 from 0.900 to 0.618). The paper's separation term
       does not stop this: it pushes the centres apart, not the points. The
-      reconstruction term, at ``reconstruction_weight=10``, keeps the
-      embedding one the decoder can reconstruct from; at 1 on digits the
-      collapse was only slowed, and at 0.1 on MNIST-5k it was as fast as
-      without it (exploratory runs, seed 0). The weight compares two
+      reconstruction term keeps the embedding one the decoder can
+      reconstruct from. On digits, ACC after training was 0.760, 0.814,
+      0.847 and 0.847 with weights 0.1, 1, 10 and 100. The weight compares two
       quantities of different scales (a log-density of the embedding, a
       squared error summed over the input's features), so other data may
       need another value.
