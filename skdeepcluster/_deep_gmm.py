@@ -370,6 +370,3 @@ class DeepGMM(BaseDeepClusterer):
 
     def _soft_assign(self, module, x):
         return torch.softmax(self._log_joint(module, module.encoder(x)), dim=1)
-
-    def _hard_assign(self, module, x):
-        return self._log_joint(module, module.encoder(x)).argmax(dim=1)
