@@ -267,6 +267,7 @@ class ADMMCluster(BaseDeepClusterer):
         "learning_rate": Real(low=0, low_open=True, allow_none=True),
     }
     _clustering_weight_name = "clustering_weight"
+    _float64_training = True
 
     def __init__(
         self,

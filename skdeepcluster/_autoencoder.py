@@ -150,7 +150,8 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         biases (as DEC's Keras code; the default of earlier development
         versions). See Notes.
     device : str or torch.device, default="auto"
-        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
+        ``"auto"`` (CUDA when present, else the CPU), ``"cpu"``, ``"cuda"``,
+        ``"cuda:N"`` or ``"mps"`` (untested; see the README).
     memory : None, str or joblib.Memory, default=None
         Cache of the trained weights, keyed on the data, the settings and
         the seed: a second fit with the same arguments reads them back.

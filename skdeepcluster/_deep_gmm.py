@@ -231,6 +231,8 @@ class DeepGMM(BaseDeepClusterer):
     array([1., 1.])
     """
 
+    _float64_training = True
+
     _parameter_rules = {
         **SHARED_RULES,
         "separation_weight": Real(low=0),

@@ -108,7 +108,9 @@ class IDEC(BaseDeepClusterer):
         the labels changed between two updates of ``P`` (the paper's 0.1 %).
         ``0`` disables the rule.
     device : str or torch.device, default="auto"
-        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
+        ``"auto"`` (CUDA when present, else the CPU), ``"cpu"``, ``"cuda"``
+        or ``"cuda:N"``. ``"mps"`` is refused: the target distribution is
+        computed in float64, which MPS lacks.
     memory : None, str or joblib.Memory, default=None
         Caches the pretraining, so that refits (e.g. a search over ``gamma``)
         pretrain once.
@@ -224,6 +226,7 @@ class IDEC(BaseDeepClusterer):
     #: Whether the loss has the reconstruction term (False for DEC).
     _with_reconstruction = True
     _clustering_weight_name = "gamma"
+    _float64_training = True
 
     def __init__(
         self,

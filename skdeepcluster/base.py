@@ -22,7 +22,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._core.data import DeviceData
-from ._core.device import available_or_cpu, resolve_device, seeded
+from ._core.device import float64_device, resolve_device, seeded
 from ._core.params import Anything, Integer, LayerSizes, Real, validate_params
 from ._core.training import train
 
@@ -41,6 +41,10 @@ class TorchEstimatorMixin:
 
     _parameter_rules = {}
 
+    #: Whether training keeps float64 tensors on the training device, which
+    #: Apple's MPS backend cannot hold.
+    _float64_training = False
+
     # -- validation ---------------------------------------------------------
     def _validate_params(self):
         validate_params(self)
@@ -57,11 +61,17 @@ class TorchEstimatorMixin:
         return X
 
     def _resolve_device(self):
-        return resolve_device(self.device)
+        device = resolve_device(self.device)
+        if device.type == "mps" and self._float64_training:
+            raise ValueError(
+                f"{type(self).__name__} keeps part of its training state in float64, which "
+                "Apple's MPS backend does not support; use device='cpu' (or 'cuda' where present)."
+            )
+        return device
 
     # -- inference -----------------------------------------------------------
     def _inference_device(self):
-        return available_or_cpu(self.device_)
+        return float64_device(self.device_)
 
     def _inference_copy(self, module):
         """A float64 copy of ``module`` in eval mode on the inference device.

@@ -7,7 +7,9 @@ import torch
 
 from skdeepcluster._core.cache import cached_call
 from skdeepcluster._core.data import DeviceData
-from skdeepcluster._core.device import available_or_cpu, resolve_device, seeded
+import skdeepcluster._core.device as device_module
+from skdeepcluster import CLUSTERERS, AutoEncoder
+from skdeepcluster._core.device import float64_device, resolve_device, seeded
 from skdeepcluster._core.params import Integer, LayerSizes, Options, Real
 from skdeepcluster._core.training import _weighted_means, train
 
@@ -17,7 +19,7 @@ def test_resolve_device():
     assert resolve_device(torch.device("cpu")) == torch.device("cpu")
     expected = "cuda" if torch.cuda.is_available() else None
     if expected is None:
-        assert resolve_device("auto").type in ("cpu", "mps")
+        assert resolve_device("auto").type == "cpu"
         with pytest.raises(ValueError, match="CUDA is not available"):
             resolve_device("cuda:0")
     else:
@@ -29,10 +31,42 @@ def test_resolve_device():
             resolve_device(bad)
 
 
-def test_available_or_cpu_falls_back():
+def test_float64_device_falls_back_to_the_cpu():
     if not torch.cuda.is_available():
-        assert available_or_cpu("cuda:0") == torch.device("cpu")
-    assert available_or_cpu("cpu") == torch.device("cpu")
+        assert float64_device("cuda:0") == torch.device("cpu")
+    assert float64_device("cpu") == torch.device("cpu")
+    assert float64_device("mps") == torch.device("cpu")  # MPS has no float64
+
+
+@pytest.fixture
+def mps_present(monkeypatch):
+    """Pretend that Apple's MPS backend is available (this machine has none)."""
+    monkeypatch.setattr(device_module, "_mps_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+
+def test_auto_never_picks_mps(mps_present):
+    assert resolve_device("auto") == torch.device("cpu")
+    assert resolve_device("mps") == torch.device("mps")
+
+
+@pytest.mark.parametrize("cls", [AutoEncoder, *CLUSTERERS], ids=lambda c: c.__name__)
+def test_mps_is_refused_only_where_training_needs_float64(cls, mps_present):
+    estimator = cls(device="mps")
+    if cls._float64_training:
+        with pytest.raises(ValueError, match="float64.*MPS.*device='cpu'"):
+            estimator._resolve_device()
+    else:
+        assert estimator._resolve_device() == torch.device("mps")
+    # whichever device trains, inference (float64) runs on the CPU
+    estimator.device_ = torch.device("mps")
+    assert estimator._inference_device() == torch.device("cpu")
+
+
+def test_float64_methods_declare_it():
+    # these keep float64 tensors on the training device: IDEC's target
+    # distribution, ADMMCluster's Y and mixture, DeepGMM's mixture
+    assert {cls.__name__ for cls in CLUSTERERS if cls._float64_training} == {"IDEC", "DEC", "ADMMCluster", "DeepGMM"}
 
 
 def test_seeded_restores_the_global_generator():

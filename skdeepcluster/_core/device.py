@@ -18,7 +18,9 @@ def resolve_device(device):
     Parameters
     ----------
     device : str or torch.device
-        ``"auto"`` picks CUDA when available, then Apple's MPS, then the CPU.
+        ``"auto"`` picks CUDA when available, else the CPU. Apple's MPS is
+        used only when named (``"mps"``): it has no float64, which inference
+        and some methods' clustering state use, and it is untested here.
 
     Returns
     -------
@@ -41,11 +43,7 @@ def resolve_device(device):
         )
 
     if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if _mps_available():
-            return torch.device("mps")
-        return torch.device("cpu")
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cpu":
         return torch.device("cpu")
     if name == "mps":
@@ -75,16 +73,17 @@ def resolve_device(device):
     raise ValueError(f"device must be {_ALLOWED}; got {device!r}.")
 
 
-def available_or_cpu(device):
-    """``device`` if it exists on this machine, else the CPU.
+def float64_device(device):
+    """Where float64 work for ``device`` runs: ``device`` if it exists on this
+    machine and has float64, else the CPU.
 
-    Used after unpickling: a model fitted on a GPU still predicts on a
-    CPU-only machine.
+    Used for inference, which runs in float64, and after unpickling: a model
+    fitted on a GPU still predicts on a CPU-only machine. MPS has no float64.
     """
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
         return torch.device("cpu")
-    if device.type == "mps" and not _mps_available():
+    if device.type == "mps":
         return torch.device("cpu")
     return device
 

@@ -119,7 +119,8 @@ def train(
                 labels = checkpoint(result.n_steps)
                 n_clusters_used = int(torch.unique(labels).numel())
                 if previous_labels is not None:
-                    delta_label = (labels != previous_labels).double().mean().item()
+                    # an integer count: exact, and on every backend (MPS has no float64)
+                    delta_label = (labels != previous_labels).sum().item() / labels.numel()
                     if result.n_steps > 0 and delta_label < tol:
                         result.converged = True
                         break
