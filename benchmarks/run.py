@@ -41,7 +41,7 @@ from sklearn.pipeline import make_pipeline
 import skdeepcluster
 from skdeepcluster import AutoEncoder, DeepKMeans
 from skdeepcluster._core.autoencoder import WEIGHT_INITS
-from skdeepcluster.datasets import load_digits_scaled, load_mnist_5k, make_dcn_synthetic
+from skdeepcluster.datasets import load_digits_scaled, load_fashion_mnist, load_mnist_5k, make_dcn_synthetic
 from skdeepcluster.metrics import clustering_accuracy
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -73,6 +73,8 @@ DATASETS = {
     "digits": load_digits_scaled,
     "mnist5k": load_mnist_5k,
     "mnist5k-imbalanced": lambda: _imbalanced(load_mnist_5k),
+    # Debian's dataset-fashion-mnist (70,000 images); absent until that package is installed
+    "fashion-mnist": load_fashion_mnist,
     "synthetic": _synthetic,
     # the latent layout of the DCN authors' generator script (round, separated clusters)
     "synthetic-round": lambda: _synthetic("round"),
@@ -212,6 +214,8 @@ DEFAULT_METHODS = {
     "digits": ["KMeans", "GMM", "AE+KMeans", "AE+GMM", "DKM^p", "DKM^a", "DEC", "IDEC", "DAMIC", "DC-Kmeans", "DC-GMM", "DeepGMM"],
     "mnist5k": ["KMeans", "GMM", "AE+KMeans", "AE+GMM", "DKM^p", "DKM^a", "DEC", "IDEC", "DAMIC", "DC-Kmeans", "DC-GMM", "DeepGMM"],
     "mnist5k-imbalanced": ["KMeans", "AE+KMeans", "AE+GMM", "DKM^p", "DEC", "IDEC", "DeepGMM"],
+    # the DeepGMM paper's largest data set; 14x MNIST-5k, so its run shortens epochs (--pretrain-epochs, --max-epochs)
+    "fashion-mnist": ["KMeans", "AE+KMeans", "AE+GMM", "DeepGMM (start)", "DeepGMM", "DeepGMM eta=0"],
     "synthetic": ["KMeans", "Spectral", "AE+KMeans", "AE+GMM", "DAMIC", "DAMIC (GMM start)", "DAMIC (GMM start, shared AE)"],
     "synthetic-round": ["KMeans", "Spectral", "AE+KMeans", "AE+GMM", "DAMIC", "DAMIC (GMM start)", "DAMIC (GMM start, shared AE)"],
 }
@@ -514,6 +518,14 @@ def main(argv=None):
     parser.add_argument("--name", default=None, help="file name stem of the results")
     parser.add_argument("--dkm-epochs", type=int, default=None, help="clustering epochs of DKM^p (default: the paper's 100)")
     parser.add_argument(
+        "--pretrain-epochs", type=int, default=None,
+        help="epochs of the shared autoencoder (default: 400, 40 with --quick)",
+    )
+    parser.add_argument(
+        "--max-epochs", type=int, default=None,
+        help="max_epochs of every deep method that sets none of its own (default: each estimator's, 30 with --quick)",
+    )
+    parser.add_argument(
         "--weight-init", choices=WEIGHT_INITS, default=None,
         help="weight_init of the shared autoencoder (default: AutoEncoder's); DKM^a and DAMIC's own pretraining keep theirs",
     )
@@ -543,6 +555,10 @@ def main(argv=None):
     settings = dict(SETTINGS["quick" if args.quick else "full"])
     if args.dkm_epochs is not None:
         settings["dkm_epochs"] = args.dkm_epochs
+    if args.pretrain_epochs is not None:
+        settings["pretrain_epochs"] = args.pretrain_epochs
+    if args.max_epochs is not None:
+        settings["deep_max_epochs"] = args.max_epochs
     if args.weight_init is not None:
         settings["weight_init"] = args.weight_init
     datasets = args.datasets or (["digits"] if args.quick else ["digits", "mnist5k"])
