@@ -106,8 +106,31 @@ def load_mnist_idx(directory, scale=1 / 255):
 
 
 def load_fashion_mnist(directory=FASHION_MNIST_PATH):
-    """Fashion-MNIST, 70,000 x 784, from Debian's ``dataset-fashion-mnist``."""
-    return load_mnist_idx(directory)
+    """Fashion-MNIST, 70,000 x 784 in [0, 1], 10 classes.
+
+    Parameters
+    ----------
+    directory : str, default="/usr/share/datasets/fashion-mnist"
+        Folder of the four IDX files; the default is where Debian's package
+        ``dataset-fashion-mnist`` puts them.
+
+    Returns
+    -------
+    X : ndarray of shape (70000, 784), float32
+    y : ndarray of shape (70000,)
+
+    Raises
+    ------
+    FileNotFoundError
+        When a file is missing, naming the package that provides them.
+    """
+    try:
+        return load_mnist_idx(directory)
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(
+            f"{exc} Install Debian's package dataset-fashion-mnist "
+            "(apt-get install dataset-fashion-mnist) or pass the folder of the IDX files."
+        ) from exc
 
 
 #: Latent cluster layouts of :func:`make_dcn_synthetic`.

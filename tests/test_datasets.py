@@ -6,7 +6,7 @@ import pytest
 from sklearn.cluster import KMeans
 from sklearn.metrics import normalized_mutual_info_score
 
-from skdeepcluster.datasets import load_mnist_idx, make_dcn_synthetic, read_idx
+from skdeepcluster.datasets import load_fashion_mnist, load_mnist_idx, make_dcn_synthetic, read_idx
 
 
 @pytest.mark.parametrize("latent", ["elongated", "round"])
@@ -74,3 +74,8 @@ def test_read_idx_rejects_truncated_file(tmp_path):
 def test_load_mnist_idx_missing_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="train-images"):
         load_mnist_idx(str(tmp_path))
+
+
+def test_load_fashion_mnist_names_the_package_when_files_are_missing(tmp_path):
+    with pytest.raises(FileNotFoundError, match="train-images.*dataset-fashion-mnist"):
+        load_fashion_mnist(str(tmp_path))
