@@ -215,7 +215,7 @@ DEFAULT_METHODS = {
     "mnist5k": ["KMeans", "GMM", "AE+KMeans", "AE+GMM", "DKM^p", "DKM^a", "DEC", "IDEC", "DAMIC", "DC-Kmeans", "DC-GMM", "DeepGMM"],
     "mnist5k-imbalanced": ["KMeans", "AE+KMeans", "AE+GMM", "DKM^p", "DEC", "IDEC", "DeepGMM"],
     # the DeepGMM paper's largest data set; 14x MNIST-5k, so its run shortens epochs (--pretrain-epochs, --max-epochs)
-    "fashion-mnist": ["KMeans", "AE+KMeans", "AE+GMM", "DeepGMM (start)", "DeepGMM", "DeepGMM eta=0"],
+    "fashion-mnist": ["KMeans", "AE+KMeans", "AE+GMM", "DEC", "IDEC", "DeepGMM (start)", "DeepGMM", "DeepGMM eta=0"],
     "synthetic": ["KMeans", "Spectral", "AE+KMeans", "AE+GMM", "DAMIC", "DAMIC (GMM start)", "DAMIC (GMM start, shared AE)"],
     "synthetic-round": ["KMeans", "Spectral", "AE+KMeans", "AE+GMM", "DAMIC", "DAMIC (GMM start)", "DAMIC (GMM start, shared AE)"],
 }
