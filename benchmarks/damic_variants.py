@@ -9,9 +9,11 @@
    reconstruction errors here are about 0.005, so ``exp(-d)`` is nearly 1
    for every expert and eq. (5)'s posterior is nearly the clustering
    network's own output. ``scale-10`` uses ``10 d`` (variance 0.1);
-   ``variance-mle`` divides ``d`` by the shared variance that maximises
-   the likelihood of the current batch (the posterior-weighted mean squared
-   error per feature, held constant in the gradient).
+   ``variance-mle`` divides ``d`` by a shared variance estimated on each
+   batch as the mean squared error per feature, weighted by eq. (5)'s
+   posterior at variance 1 (nearly the clustering network's output), and
+   held constant in the gradient: close to the maximum-likelihood variance
+   when the experts' errors on a point are alike, as they are here.
 
 Every other setting is DAMIC's default (own pretraining, k-means start). One
 JSON line per fit goes to ``--out``; ``--summary`` prints the table.
@@ -53,6 +55,10 @@ class _TwoUnitGateDAMIC(DAMIC):
             gate[-2] = nn.Identity()  # the ReLU after the 2-unit layer's batch norm
         module.gate = gate
         return module
+
+    @property
+    def _n_features_out(self):
+        return 2
 
 
 class _NoiseVarianceDAMIC(DAMIC):

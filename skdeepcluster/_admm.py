@@ -135,6 +135,9 @@ class ADMMCluster(BaseDeepClusterer):
         in an ADMM iteration (the paper's 0.1 % threshold, given for
         DC-Kmeans; the code has none); 0 runs every iteration.
     device : str or torch.device, default="auto"
+        ``"auto"`` (CUDA when present, else the CPU), ``"cpu"``, ``"cuda"``
+        or ``"cuda:N"``. ``"mps"`` is refused: ``Y``, ``U`` and the
+        clustering model are kept in float64, which MPS lacks.
     memory : None, str or joblib.Memory, default=None
         Caches the pretraining.
     random_state : int, RandomState instance or None, default=None

@@ -335,6 +335,8 @@ class DAMIC(BaseDeepClusterer):
         change between epochs (our stand-in for the paper's unspecified
         early stopping); 0 runs all ``max_epochs``.
     device : str or torch.device, default="auto"
+        ``"auto"`` (CUDA when present, else the CPU), ``"cpu"``, ``"cuda"``,
+        ``"cuda:N"`` or ``"mps"`` (untested; see the README).
     memory : None, str or joblib.Memory, default=None
         Caches the pre-training of the single autoencoder.
     random_state : int, RandomState instance or None, default=None

@@ -115,6 +115,9 @@ class DeepGMM(BaseDeepClusterer):
         Stop once fewer than this fraction of the labels change in an
         epoch; 0 runs every epoch, as the paper's fixed iteration count.
     device : str or torch.device, default="auto"
+        ``"auto"`` (CUDA when present, else the CPU), ``"cpu"``, ``"cuda"``
+        or ``"cuda:N"``. ``"mps"`` is refused: the mixture is trained in
+        float64, which MPS lacks.
     memory : None, str or joblib.Memory, default=None
         Caches the pretraining.
     random_state : int, RandomState instance or None, default=None

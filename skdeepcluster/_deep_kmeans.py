@@ -96,6 +96,8 @@ class DeepKMeans(BaseDeepClusterer):
         Stop once fewer than this fraction of labels change between epochs.
         The paper has no stopping rule (0 disables it).
     device : str or torch.device, default="auto"
+        ``"auto"`` (CUDA when present, else the CPU), ``"cpu"``, ``"cuda"``,
+        ``"cuda:N"`` or ``"mps"`` (untested; see the README).
     memory : None, str or joblib.Memory, default=None
         Caches the pretraining.
     random_state : int, RandomState instance or None, default=None

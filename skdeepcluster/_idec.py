@@ -352,6 +352,7 @@ class DEC(IDEC):
         Stop when fewer than this fraction of the labels changed between two
         updates of ``P`` (DEC's 0.1 %). ``0`` disables the rule.
     device : str or torch.device, default="auto"
+        As for :class:`IDEC`; ``"mps"`` is refused.
     memory : None, str or joblib.Memory, default=None
         Caches the pretraining.
     random_state : int, RandomState instance or None, default=None

@@ -82,7 +82,9 @@ class TorchEstimatorMixin:
         different batch sizes).
         """
         device = self._inference_device()
-        return copy.deepcopy(module).to(device=device, dtype=torch.float64).eval()
+        # move, then cast: a cast on the way off an MPS device would be done in
+        # MPS, which has no float64
+        return copy.deepcopy(module).to(device).to(torch.float64).eval()
 
     def _map(self, X, function):
         """``function(module, x)`` over validated ``X`` with the fitted network:

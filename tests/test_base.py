@@ -4,14 +4,22 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 from skdeepcluster._core.cache import cached_call
 from skdeepcluster._core.data import DeviceData
+import skdeepcluster._autoencoder as autoencoder_module
 import skdeepcluster._core.device as device_module
+import skdeepcluster._core.training as training_module
+import skdeepcluster._damic as damic_module
+import skdeepcluster.base as base_module
 from skdeepcluster import CLUSTERERS, AutoEncoder
 from skdeepcluster._core.device import float64_device, resolve_device, seeded
 from skdeepcluster._core.params import Integer, LayerSizes, Options, Real
 from skdeepcluster._core.training import _weighted_means, train
+
+from conftest import fast, fast_autoencoder
 
 
 def test_resolve_device():
@@ -36,6 +44,15 @@ def test_float64_device_falls_back_to_the_cpu():
         assert float64_device("cuda:0") == torch.device("cpu")
     assert float64_device("cpu") == torch.device("cpu")
     assert float64_device("mps") == torch.device("cpu")  # MPS has no float64
+
+
+def test_float64_device_drops_a_missing_cuda_index(monkeypatch):
+    # a model unpickled on a machine with fewer GPUs than the one it was fitted on
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert float64_device("cuda:0") == torch.device("cuda:0")
+    assert float64_device("cuda") == torch.device("cuda")
+    assert float64_device("cuda:1") == torch.device("cpu")
 
 
 @pytest.fixture
@@ -197,3 +214,56 @@ def test_tol_stop_at_an_epoch_boundary_records_no_empty_epoch():
     assert result.converged and result.n_epochs == 1 and result.n_steps == 4
     assert len(result.history) == 1
     assert result.history[0]["delta_label"] == 0.0 and "loss" in result.history[0]
+
+
+class _Float64Spy(TorchDispatchMode):
+    """Records every torch operation that returns a float64 tensor."""
+
+    def __init__(self):
+        super().__init__()
+        self.paused = False
+        self.operations = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if not self.paused and any(
+            isinstance(t, torch.Tensor) and t.dtype == torch.float64 for t in tree_leaves(out)
+        ):
+            self.operations.add(str(func))
+        return out
+
+
+@pytest.mark.parametrize("cls", [AutoEncoder, *CLUSTERERS], ids=lambda c: c.__name__)
+def test_training_loops_of_mps_capable_estimators_stay_in_float32(cls, monkeypatch):
+    # MPS has no float64: the mini-batch loops of the estimators that accept
+    # device="mps" must not make a float64 tensor. The epoch summary may: it
+    # moves its numbers to the CPU first (``_weighted_means``).
+    spy = _Float64Spy()
+
+    def paused(function):
+        def run(*args, **kwargs):
+            spy.paused, before = True, spy.paused
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spy.paused = before
+
+        return run
+
+    def spied(function):
+        def run(*args, **kwargs):
+            with spy:
+                return function(*args, **kwargs)
+
+        return run
+
+    monkeypatch.setattr(training_module, "_weighted_means", paused(training_module._weighted_means))
+    for module in (base_module, autoencoder_module, damic_module):
+        monkeypatch.setattr(module, "train", spied(training_module.train))
+    X = np.random.RandomState(0).rand(40, 6).astype(np.float32)
+    estimator = fast_autoencoder() if cls is AutoEncoder else fast(cls, n_clusters=2)
+    estimator.fit(X)
+    if cls._float64_training:
+        assert spy.operations, "flagged as keeping float64 state, but its training loop makes none"
+    else:
+        assert not spy.operations

@@ -81,8 +81,9 @@ def float64_device(device):
     fitted on a GPU still predicts on a CPU-only machine. MPS has no float64.
     """
     device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        return torch.device("cpu")
+    if device.type == "cuda":
+        present = torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()
+        return device if present else torch.device("cpu")
     if device.type == "mps":
         return torch.device("cpu")
     return device

@@ -160,15 +160,16 @@ def train(
 
 
 def _weighted_means(batch_values, batch_sizes):
-    """Mean of each loss part over an epoch's samples, with one device sync."""
+    """Mean of each loss part over an epoch's samples, with one device sync.
+
+    The float64 sums run on the CPU: MPS has no float64, and a few thousand
+    numbers per epoch cost nothing there.
+    """
     if not batch_values or not batch_sizes:
         return {}
     names = list(batch_values)
-    target = batch_values[names[0]][0].device
     weights = torch.tensor(batch_sizes, dtype=torch.float64)
-    totals = []
-    for name in names:
-        # a part may live on another device than the loss (e.g. a CPU scalar)
-        stacked = torch.stack(batch_values[name]).double()
-        totals.append((stacked * weights.to(stacked.device)).sum().to(target))
-    return dict(zip(names, (torch.stack(totals) / weights.sum().item()).tolist()))
+    # a part may live on another device than the loss (e.g. a CPU scalar);
+    # the first copy to the CPU waits for the device, the others find it idle
+    totals = [(torch.stack(batch_values[name]).cpu().double() * weights).sum() for name in names]
+    return dict(zip(names, (torch.stack(totals) / weights.sum()).tolist()))
