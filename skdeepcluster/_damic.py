@@ -441,6 +441,17 @@ class DAMIC(BaseDeepClusterer):
       on its pre-training running statistics during joint training 0.65
       (seed 0: 0.74), the experts then reconstruct every cluster alike; a
       1-unit expert bottleneck, against the paper's K units, 0.85.
+    * Two more readings of the paper, seed 0 (``benchmarks/damic_variants.py``,
+      ``benchmarks/results/damic_variants.md``; start 0.831, the default
+      ends at 0.875 in ``synthetic.md``). Sec. 3.5.1's clustering network
+      d-512-512-2, a 2-unit representation before the softmax, falls
+      apart in the joint training: 0.39 with a linear representation, 0.60
+      with a ReLU one.
+      The reconstruction errors are small (``d`` about 0.005), so
+      ``exp(-d)`` is nearly 1 for every expert and eq. (5)'s posterior is
+      nearly the gate's own output; sharpening them does not help either:
+      ``10 d`` (noise variance 0.1) ends at 0.841, and ``d`` divided by a
+      variance re-estimated on every batch at 0.842.
     * The paper's data may be easier. DCN's public generator script
       (boyangumn/DCN, ``data_gen.py``) draws isotropic latent clusters
       (standard deviation 1.5, centres 10 apart), where k-means on the
