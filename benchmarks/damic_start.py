@@ -21,16 +21,12 @@ Five seeds, both stopping rules, side by side on one GPU::
     python benchmarks/damic_start.py --summary results.jsonl
 """
 
-import argparse
-import collections
-import json
 import sys
 import time
 
-import numpy as np
 import torch
-from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
+from _records import append_record, damic_fit_record, experiment_arguments, grouped_records, markdown_table, mean_of
 from skdeepcluster import DAMIC
 from skdeepcluster._damic import StackedMLP
 from skdeepcluster.datasets import make_dcn_synthetic
@@ -75,58 +71,38 @@ def run(seed, device, out, tol=None):
         for start in STARTS:
             began = time.perf_counter()
             est = variant(start, bottleneck, y, seed, device, tol).fit(X)
-            record = {
-                "seed": seed,
-                "start": start,
-                "expert_bottleneck": bottleneck or 4,
-                "nmi": normalized_mutual_info_score(y, est.labels_),
-                "ari": adjusted_rand_score(y, est.labels_),
-                "start_nmi": normalized_mutual_info_score(y, est.initial_labels_),
-                "start_ari": adjusted_rand_score(y, est.initial_labels_),
-                "mean_log_likelihood": float(est.score(X)),
-                "n_active_clusters": int(est.n_active_clusters_),
-                "tol": est.tol,
-                "n_iter": int(est.n_iter_),
-                "seconds": time.perf_counter() - began,
-                "device": str(est.device_),
-                "torch": torch.__version__,
-            }
-            with open(out, "a") as handle:
-                handle.write(json.dumps(record) + "\n")
+            record = damic_fit_record(est, X, y, seed, began)
+            record.update(
+                start=start,
+                expert_bottleneck=bottleneck or 4,
+                mean_log_likelihood=float(est.score(X)),
+                tol=est.tol,
+            )
+            append_record(out, record)
 
 
-def summary(path):
-    records = [json.loads(line) for line in open(path)]
-    groups = collections.defaultdict(list)
-    for r in records:
-        groups[(r["expert_bottleneck"], r["start"], r["tol"])].append(r)
-    lines = [
-        "| expert bottleneck | start | tol | start NMI / ARI | final NMI / ARI | final NMI per seed | epochs | seeds |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for (bottleneck, start, tol), rs in sorted(groups.items(), key=lambda kv: (-kv[0][2], -kv[0][0], STARTS.index(kv[0][1]))):
-        rs = sorted(rs, key=lambda r: r["seed"])
-        mean = lambda key: np.mean([r[key] for r in rs])
-        per_seed = " ".join(f"{r['nmi']:.3f}" for r in rs)
-        lines.append(
-            f"| {bottleneck} | {start} | {tol:g} | {mean('start_nmi'):.3f} / {mean('start_ari'):.3f} "
-            f"| {mean('nmi'):.3f} / {mean('ari'):.3f} | {per_seed} | {mean('n_iter'):.1f} | {len(rs)} |"
+def summary(paths):
+    groups = grouped_records(paths, key=lambda r: (r["expert_bottleneck"], r["start"], r["tol"]))
+    header = ("expert bottleneck", "start", "tol", "start NMI / ARI", "final NMI / ARI", "final NMI per seed", "epochs", "seeds")
+    rows = [
+        (
+            bottleneck, start, f"{tol:g}",
+            f"{mean_of(rs, 'start_nmi'):.3f} / {mean_of(rs, 'start_ari'):.3f}",
+            f"{mean_of(rs, 'nmi'):.3f} / {mean_of(rs, 'ari'):.3f}",
+            " ".join(f"{r['nmi']:.3f}" for r in rs), f"{mean_of(rs, 'n_iter'):.1f}", len(rs),
         )
-    sys.stdout.write("\n".join(lines) + "\n")
+        for (bottleneck, start, tol), rs in sorted(groups.items(), key=lambda kv: (-kv[0][2], -kv[0][0], STARTS.index(kv[0][1])))
+    ]
+    sys.stdout.write(markdown_table(header, rows))
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("seed", type=int, nargs="?")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--out", default="damic_start.jsonl")
-    parser.add_argument("--tol", type=float, help="DAMIC's tol (default: its own); 0 runs every epoch")
-    parser.add_argument("--summary", metavar="JSONL", help="only print the table of saved results")
-    args = parser.parse_args(argv)
+    def add_tol(parser):
+        parser.add_argument("--tol", type=float, help="DAMIC's tol (default: its own); 0 runs every epoch")
+
+    args = experiment_arguments(__doc__, "damic_start.jsonl", argv, add_arguments=add_tol)
     if args.summary:
         return summary(args.summary)
-    if args.seed is None:
-        parser.error("give a seed, or --summary JSONL")
     run(args.seed, args.device, args.out, args.tol)
 
 

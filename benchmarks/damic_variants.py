@@ -26,17 +26,14 @@ Examples
     python benchmarks/damic_variants.py --summary damic_variants.jsonl
 """
 
-import argparse
-import collections
-import json
 import sys
 import time
 
-import numpy as np
 import torch
-from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+from sklearn.metrics import normalized_mutual_info_score
 from torch import nn
 
+from _records import append_record, damic_fit_record, experiment_arguments, grouped_records, markdown_table, mean_of
 from skdeepcluster import DAMIC
 from skdeepcluster._core.autoencoder import glorot_init_, mlp
 from skdeepcluster._damic import mixture_nll, posterior, single_row_safe
@@ -91,54 +88,36 @@ def run(seed, variants, device, out):
         est = type(base.__name__, (base,), attributes)(4, device=device, random_state=seed)
         began = time.perf_counter()
         est.fit(X)
+        record = damic_fit_record(est, X, y, seed, began)
         errors = est.reconstruction_errors(X)
-        record = {
-            "seed": seed,
-            "variant": name,
-            "nmi": normalized_mutual_info_score(y, est.labels_),
-            "ari": adjusted_rand_score(y, est.labels_),
-            "nmi_reconstruction_rule": normalized_mutual_info_score(y, errors.argmin(axis=1)),
-            "start_nmi": normalized_mutual_info_score(y, est.initial_labels_),
-            "mean_min_d": float(errors.min(axis=1).mean()),
-            "n_active_clusters": int(est.n_active_clusters_),
-            "n_iter": int(est.n_iter_),
-            "seconds": time.perf_counter() - began,
-            "device": str(est.device_),
-            "torch": torch.__version__,
-        }
-        with open(out, "a") as handle:
-            handle.write(json.dumps(record) + "\n")
-
-
-def summary(path):
-    groups = collections.defaultdict(list)
-    for line in open(path):
-        record = json.loads(line)
-        groups[record["variant"]].append(record)
-    lines = ["| variant | start NMI | final NMI / ARI | final NMI per seed | epochs | seeds |", "|---|---|---|---|---|---|"]
-    for name, rs in sorted(groups.items()):
-        rs = sorted(rs, key=lambda r: r["seed"])
-        mean = lambda key: np.mean([r[key] for r in rs])
-        per_seed = " ".join(f"{r['seed']}: {r['nmi']:.3f}" for r in rs)
-        lines.append(
-            f"| {name} | {mean('start_nmi'):.3f} | {mean('nmi'):.3f} / {mean('ari'):.3f} | {per_seed} "
-            f"| {mean('n_iter'):.1f} | {len(rs)} |"
+        record.update(
+            variant=name,
+            nmi_reconstruction_rule=normalized_mutual_info_score(y, errors.argmin(axis=1)),
+            mean_min_d=float(errors.min(axis=1).mean()),
         )
-    sys.stdout.write("\n".join(lines) + "\n")
+        append_record(out, record)
+
+
+def summary(paths):
+    groups = grouped_records(paths, key=lambda r: r["variant"])
+    header = ("variant", "start NMI", "final NMI / ARI", "final NMI per seed", "epochs", "seeds")
+    rows = [
+        (
+            name, f"{mean_of(rs, 'start_nmi'):.3f}", f"{mean_of(rs, 'nmi'):.3f} / {mean_of(rs, 'ari'):.3f}",
+            " ".join(f"{r['seed']}: {r['nmi']:.3f}" for r in rs), f"{mean_of(rs, 'n_iter'):.1f}", len(rs),
+        )
+        for name, rs in sorted(groups.items())
+    ]
+    sys.stdout.write(markdown_table(header, rows))
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("seed", type=int, nargs="?")
-    parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=sorted(VARIANTS))
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--out", default="damic_variants.jsonl")
-    parser.add_argument("--summary", metavar="JSONL", help="only print the table of saved results")
-    args = parser.parse_args(argv)
+    def add_variants(parser):
+        parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=sorted(VARIANTS))
+
+    args = experiment_arguments(__doc__, "damic_variants.jsonl", argv, add_arguments=add_variants)
     if args.summary:
         return summary(args.summary)
-    if args.seed is None:
-        parser.error("give a seed, or --summary JSONL")
     run(args.seed, args.variants, args.device, args.out)
 
 

@@ -16,9 +16,6 @@ Ten processes side by side on one GPU (about five minutes on an H100)::
     python benchmarks/pretraining_length.py --summary results.jsonl
 """
 
-import argparse
-import collections
-import json
 import sys
 import time
 
@@ -27,6 +24,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.mixture import GaussianMixture
 
+from _records import append_record, experiment_arguments, grouped_records, markdown_table, mean_of
 from skdeepcluster import AutoEncoder, DeepKMeans
 from skdeepcluster.datasets import load_mnist_5k
 from skdeepcluster.metrics import clustering_accuracy
@@ -50,8 +48,7 @@ def run(seed, epochs, out, device, cache):
             "acc": clustering_accuracy(y, labels), "nmi": normalized_mutual_info_score(y, labels),
             "ari": adjusted_rand_score(y, labels), "seconds": seconds, **extra,
         }
-        with open(out, "a") as handle:
-            handle.write(json.dumps(record) + "\n")
+        append_record(out, record)
 
     start = time.perf_counter()
     ae = AutoEncoder(max_epochs=epochs, **common).fit(X)
@@ -68,39 +65,26 @@ def run(seed, epochs, out, device, cache):
 
 def summary(paths):
     """Markdown table: accuracy and NMI per (pretraining epochs, method)."""
-    groups = collections.defaultdict(list)
-    for path in paths:
-        with open(path) as handle:
-            for line in handle:
-                r = json.loads(line)
-                if r["method"] != "AE":
-                    groups[(r["ae_epochs"], r["method"])].append((r["seed"], r["acc"], r["nmi"]))
-    lines = ["| AE epochs | method | ACC | NMI | ACC per seed | seeds |", "|---|---|---|---|---|---|"]
-    for (epochs, method), rows in sorted(groups.items()):
-        rows.sort()
-        acc = np.array([r[1] for r in rows])
-        nmi = np.array([r[2] for r in rows])
+    groups = grouped_records(paths, key=lambda r: (r["ae_epochs"], r["method"]), keep=lambda r: r["method"] != "AE")
+    rows = []
+    for (epochs, method), records in sorted(groups.items()):
+        acc = np.array([r["acc"] for r in records])
         per_seed = ", ".join(f"{a:.3f}" for a in acc)
-        lines.append(
-            f"| {epochs} | {method} | {acc.mean():.3f} ± {acc.std():.3f} | {nmi.mean():.3f} | {per_seed} | {len(rows)} |"
-        )
-    return "\n".join(lines) + "\n"
+        rows.append((epochs, method, f"{acc.mean():.3f} ± {acc.std():.3f}", f"{mean_of(records, 'nmi'):.3f}", per_seed, len(records)))
+    return markdown_table(("AE epochs", "method", "ACC", "NMI", "ACC per seed", "seeds"), rows)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("seed", type=int, nargs="?")
-    parser.add_argument("epochs", type=int, nargs="?")
-    parser.add_argument("--device", default="cuda")
-    parser.add_argument("--cache", default="/tmp/cache")
-    parser.add_argument("--out", default="pretraining_length.jsonl")
-    parser.add_argument("--summary", nargs="+", metavar="JSONL", help="only print the table of saved results")
-    args = parser.parse_args(argv)
+    def add_cache(parser):
+        parser.add_argument("--cache", default="/tmp/cache")
+
+    args = experiment_arguments(
+        __doc__, "pretraining_length.jsonl", argv, positionals=("seed", "epochs"),
+        default_device="cuda", add_arguments=add_cache,
+    )
     if args.summary:
         sys.stdout.write(summary(args.summary))
         return
-    if args.seed is None or args.epochs is None:
-        parser.error("give a seed and a number of pretraining epochs, or --summary")
     run(args.seed, args.epochs, args.out, args.device, args.cache)
 
 

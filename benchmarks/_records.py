@@ -1,0 +1,82 @@
+"""What the one-seed experiment scripts share: JSON lines on disk, grouped back into a table.
+
+Each experiment script runs one seed per process (so several run side by
+side), appends one JSON object per fit to ``--out``, and prints a markdown
+table of saved results with ``--summary``. The scripts import this module as
+a sibling (``python benchmarks/<script>.py`` puts ``benchmarks/`` on the
+path).
+"""
+
+import argparse
+import collections
+import json
+import time
+
+import numpy as np
+import torch
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+
+def append_record(path, record):
+    """Append one JSON line to ``path``; a line at a time, so parallel runs interleave whole records."""
+    with open(path, "a") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
+def grouped_records(paths, key, keep=None):
+    """Records of the JSON-lines files ``paths`` grouped by ``key(record)``, each group sorted by seed."""
+    groups = collections.defaultdict(list)
+    for path in [paths] if isinstance(paths, str) else paths:
+        with open(path) as handle:
+            for line in handle:
+                record = json.loads(line)
+                if keep is None or keep(record):
+                    groups[key(record)].append(record)
+    return {name: sorted(records, key=lambda r: r["seed"]) for name, records in groups.items()}
+
+
+def mean_of(records, field):
+    return np.mean([r[field] for r in records])
+
+
+def markdown_table(header, rows):
+    """A markdown table of the column names ``header`` and the cell lists ``rows``."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def damic_fit_record(est, X, y, seed, began):
+    """The fields every DAMIC experiment records for a fitted estimator."""
+    return {
+        "seed": seed,
+        "nmi": normalized_mutual_info_score(y, est.labels_),
+        "ari": adjusted_rand_score(y, est.labels_),
+        "start_nmi": normalized_mutual_info_score(y, est.initial_labels_),
+        "start_ari": adjusted_rand_score(y, est.initial_labels_),
+        "n_active_clusters": int(est.n_active_clusters_),
+        "n_iter": int(est.n_iter_),
+        "seconds": time.perf_counter() - began,
+        "device": str(est.device_),
+        "torch": torch.__version__,
+    }
+
+
+def experiment_arguments(doc, default_out, argv=None, positionals=("seed",), default_device="auto", add_arguments=None):
+    """Parse an experiment's command line: positional integers, ``--device``, ``--out``, ``--summary``.
+
+    ``add_arguments(parser)`` adds the script's own options. Outside
+    ``--summary`` every positional must be given.
+    """
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    for name in positionals:
+        parser.add_argument(name, type=int, nargs="?")
+    parser.add_argument("--device", default=default_device)
+    parser.add_argument("--out", default=default_out)
+    parser.add_argument("--summary", nargs="+", metavar="JSONL", help="only print the table of saved results")
+    if add_arguments is not None:
+        add_arguments(parser)
+    args = parser.parse_args(argv)
+    if not args.summary and any(getattr(args, name) is None for name in positionals):
+        parser.error(f"give {' and '.join(positionals)}, or --summary JSONL")
+    return args
