@@ -197,13 +197,13 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
     ``digits_pytorch_init``, ``digits_gmm``, ``synthetic_zero_bias``,
     ``synthetic_pytorch_init``, ``synthetic_gmm``):
 
-    ======================  ===============  ===============  ===============
-    ``weight_init``         MNIST-5k         digits           synthetic (NMI)
-    ======================  ===============  ===============  ===============
-    ``"pytorch_zero_bias"`` 0.684 ± 0.007    0.783 ± 0.045    0.775 ± 0.041
-    ``"pytorch"``           0.705 ± 0.002    0.793 ± 0.042    0.700 ± 0.072
-    ``"glorot"``            0.670 ± 0.025    0.776 ± 0.027    0.774 ± 0.022
-    ======================  ===============  ===============  ===============
+    =======================  ===============  ===============  ===============
+    ``weight_init``          MNIST-5k         digits           synthetic (NMI)
+    =======================  ===============  ===============  ===============
+    ``"pytorch_zero_bias"``  0.684 ± 0.007    0.783 ± 0.045    0.775 ± 0.041
+    ``"pytorch"``            0.705 ± 0.002    0.793 ± 0.042    0.700 ± 0.072
+    ``"glorot"``             0.670 ± 0.025    0.776 ± 0.027    0.774 ± 0.022
+    =======================  ===============  ===============  ===============
 
     torch's own init is the strongest on MNIST-5k, but on the small
     network two seeds of five ended at NMI 0.61-0.62. Zeroing its biases

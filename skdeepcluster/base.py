@@ -150,22 +150,24 @@ class BaseDeepClusterer(
     network; initialise the clusters on the pretrained embedding; run the
     shared mini-batch loop; set ``labels_`` through ``predict``.
 
-    Hooks a method fills in
-    -----------------------
-    _build_module(n_features, autoencoder, seed) -> torch.nn.Module
+    Notes
+    -----
+    The hooks a method fills in:
+
+    ``_build_module(n_features, autoencoder, seed) -> torch.nn.Module``
         The trainable network. Default: the pretrained autoencoder's network
         (or a freshly initialised one when ``pretrain_epochs=0``).
-    _init_clusters(Z, data, seed)
+    ``_init_clusters(Z, data, seed)``
         Clustering parameters from the pretrained autoencoder's embedding
         ``Z`` of all rows (a tensor on ``device_``); may register new
         parameters on ``self.module_`` or run its own pretraining through
         ``skdeepcluster._core.training.train``. Returns initial labels.
-    _on_checkpoint(step, data) -> labels
+    ``_on_checkpoint(step, data) -> labels``
         Whole-data update every ``_checkpoint_interval()`` steps (IDEC's
         target distribution, DKM's alpha schedule). Returns hard labels.
-    _batch_loss(x, index) -> dict
+    ``_batch_loss(x, index) -> dict``
         Loss parts of one mini-batch; ``"loss"`` is minimised.
-    _embed(module, x), _soft_assign(module, x)
+    ``_embed(module, x)``, ``_soft_assign(module, x)``
         Embedding and cluster probabilities of a batch, used by
         ``transform`` and ``predict_proba``.
 
