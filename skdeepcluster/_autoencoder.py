@@ -10,7 +10,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._core.autoencoder import ACTIVATIONS, DEFAULT_WEIGHT_INIT, WEIGHT_INITS, MLPAutoEncoder, masking_noise
 from ._core.cache import cached_call
 from ._core.data import DeviceData
-from ._core.device import seeded
+from ._core.device import as_current_device, seeded
 from ._core.params import Anything, Integer, LayerSizes, Options, Real
 from ._core.training import train
 from .base import DEVICE_RULE, TorchEstimatorMixin, seed_from
@@ -336,16 +336,17 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         self.device_ = self._resolve_device()
         seed = seed_from(self.random_state)
         config = self._config()
-        (state, history), self.from_cache_ = cached_call(
-            self.memory,
-            _train_autoencoder,
-            ignore=("verbose",),
-            X=X,
-            config=config,
-            seed=seed,
-            device_type=self.device_.type,
-            verbose=self.verbose,
-        )
+        with as_current_device(self.device_):
+            (state, history), self.from_cache_ = cached_call(
+                self.memory,
+                _train_autoencoder,
+                ignore=("verbose",),
+                X=X,
+                config=config,
+                seed=seed,
+                device_type=self.device_.type,
+                verbose=self.verbose,
+            )
         module = self._build_network(X.shape[1], seed)
         module.load_state_dict(state)
         self.module_ = module.to(self.device_).eval()

@@ -410,13 +410,16 @@ class DAMIC(BaseDeepClusterer):
 
     What we measured with the defaults (one CPU thread): on the synthetic
     data of sec. 3.5.1 (:func:`~skdeepcluster.datasets.make_dcn_synthetic`,
-    seeds 0-2) NMI 0.875 / 0.810 / 0.848, ARI 0.88 / 0.83 / 0.86, against
-    0.83 / 0.83 / 0.81 and 0.84 / 0.85 / 0.81 for its own AE + k-means
-    start - short of the paper's NMI 0.94 / ARI 0.96. The result depends on
-    the initial partition: started from the true labels instead of k-means,
-    training stays at NMI 0.93 / ARI 0.95 (the Gaussian-mixture ceiling).
-    Neither half can be tuned past this, as far as we measured (one
-    thread, NMI; joint runs with ``tol=0``):
+    seeds 0-2, ``synthetic.md``) NMI 0.875 / 0.807 / 0.851, ARI 0.88 / 0.82
+    / 0.86, against 0.83 / 0.83 / 0.81 and 0.84 / 0.84 / 0.80 for its own
+    AE + k-means start (on the H100, ``gpu/damic_start.md``) - short of
+    the paper's NMI 0.94 / ARI 0.96. The result depends on the initial
+    partition: started from the true labels instead of k-means, training
+    ends at NMI 0.91 / ARI 0.93 (``gpu/damic_start.md``), near the 0.936 /
+    0.955 of a Gaussian mixture on the true latent. Neither half can be
+    tuned past this, as far as we measured (one thread, NMI; joint runs
+    with ``tol=0``; the bullets without a file named were one-off runs
+    whose records were not kept):
 
     * The start is at its ceiling: k-means on the *true* 2-D latent reaches
       only NMI 0.82 / ARI 0.84, since the clusters are elongated and
@@ -457,7 +460,7 @@ class DAMIC(BaseDeepClusterer):
       (standard deviation 1.5, centres 10 apart), where k-means on the
       latent reaches NMI 0.997; ``make_dcn_synthetic``'s elongated,
       overlapping clusters cap even a Gaussian mixture on the latent at
-      0.93. With that layout (``make_dcn_synthetic(latent="round")``, data
+      0.936. With that layout (``make_dcn_synthetic(latent="round")``, data
       seed 0) k-means on x gives NMI 0.77 (the paper's KM row: 0.80) and the
       defaults, seeds 0-4, NMI 0.887 / ARI 0.901 on average (benchmark
       ``synthetic-round``); another draw of the same layout gave 0.908 /
@@ -492,8 +495,8 @@ class DAMIC(BaseDeepClusterer):
     On MNIST-5k (seeds 0-4) NMI 0.553 / ARI 0.400 on average, below AE +
     k-means on the benchmark's shared denoising autoencoder (0.579 /
     0.485); seed 0: 0.554 / 0.406 against 0.506 / 0.371 for its own AE +
-    k-means start. All ten autoencoders own data in every run; about 330 s
-    per fit. Started instead from the shared denoising autoencoder of the
+    k-means start. All ten autoencoders own data in every run; 250-580 s
+    per fit (mean 420 s, 2 cores shared with other runs). Started instead from the shared denoising autoencoder of the
     benchmark (``autoencoder=AutoEncoder(weight_init="glorot")``, the
     default then; k-means on its embedding gives the initial partition),
     seeds 0-4: NMI 0.634 / ARI

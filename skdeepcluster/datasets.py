@@ -148,7 +148,7 @@ def make_dcn_synthetic(n_samples=4000, n_features=100, latent="elongated", rando
       (3, 0), (0, 3) and (3, 3), standard deviation 1.0 along the main axis
       and 0.3 across it, main axes rotated by 0, 0.8, 1.6 and 2.4 radians;
       labels uniform over the four clusters. The clusters overlap: k-means
-      on the true latent reaches NMI 0.82, a Gaussian mixture on it 0.93.
+      on the true latent reaches NMI 0.82, a Gaussian mixture on it 0.936.
     * ``"round"`` (the layout of the DCN authors' generator script): centres
       (0, 0), (10, 0), (0, 10) and (10, 10), isotropic standard deviation
       1.5, ``n_samples // 4`` points per cluster (the remainder to the first

@@ -1,5 +1,7 @@
 """Shared machinery: devices, parameter rules, data batches, the training loop."""
 
+import contextlib
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -15,7 +17,7 @@ import skdeepcluster._core.training as training_module
 import skdeepcluster._damic as damic_module
 import skdeepcluster.base as base_module
 from skdeepcluster import CLUSTERERS, AutoEncoder
-from skdeepcluster._core.device import float64_device, resolve_device, seeded
+from skdeepcluster._core.device import as_current_device, float64_device, resolve_device, seeded
 from skdeepcluster._core.params import Integer, LayerSizes, Options, Real
 from skdeepcluster._core.training import _weighted_means, train
 
@@ -53,6 +55,46 @@ def test_float64_device_drops_a_missing_cuda_index(monkeypatch):
     assert float64_device("cuda:0") == torch.device("cuda:0")
     assert float64_device("cuda") == torch.device("cuda")
     assert float64_device("cuda:1") == torch.device("cpu")
+
+
+def test_as_current_device_selects_only_an_indexed_cuda_device():
+    context = as_current_device("cuda:1")
+    assert isinstance(context, torch.cuda.device) and context.idx == 1
+    for device in ("cpu", "cuda", torch.device("cpu")):
+        assert isinstance(as_current_device(device), contextlib.nullcontext)
+
+
+def test_pretraining_runs_inside_the_fitted_device_context(monkeypatch):
+    # the cached pretraining gets only the device type ("cuda"), which means
+    # the current CUDA device; the context makes that the requested index
+    events = []
+
+    @contextlib.contextmanager
+    def recording_context(device):
+        events.append(("enter", torch.device(device)))
+        yield
+        events.append(("exit",))
+
+    real_train = autoencoder_module._train_autoencoder
+
+    def recording_train(**kwargs):
+        events.append(("train", kwargs["device_type"]))
+        return real_train(**kwargs)
+
+    monkeypatch.setattr(autoencoder_module, "as_current_device", recording_context)
+    monkeypatch.setattr(autoencoder_module, "_train_autoencoder", recording_train)
+    X = np.random.RandomState(0).rand(40, 5)
+    ae = fast_autoencoder(max_epochs=2).fit(X)
+    assert events == [("enter", ae.device_), ("train", ae.device_.type), ("exit",)]
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")
+def test_pretraining_runs_on_the_requested_cuda_index():
+    X = np.random.RandomState(0).rand(200, 20).astype(np.float32)
+    torch.cuda.reset_peak_memory_stats(1)
+    ae = fast_autoencoder(device="cuda:1").fit(X)
+    assert torch.cuda.max_memory_allocated(1) > 0
+    assert next(ae.module_.parameters()).device == torch.device("cuda:1")
 
 
 @pytest.fixture

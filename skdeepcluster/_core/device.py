@@ -1,5 +1,6 @@
 """Turn the user's ``device`` parameter into a :class:`torch.device`."""
 
+import contextlib
 import re
 
 import torch
@@ -87,6 +88,20 @@ def float64_device(device):
     if device.type == "mps":
         return torch.device("cpu")
     return device
+
+
+def as_current_device(device):
+    """Context in which ``device`` is the current CUDA device; a no-op for other devices.
+
+    Code that names only the device type then runs on the requested index:
+    the cached pretraining is keyed on ``"cuda"`` so that ``cuda:0`` and
+    ``cuda:1`` share one cache entry, and ``torch.device("cuda")`` means the
+    current device.
+    """
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is not None:
+        return torch.cuda.device(device)
+    return contextlib.nullcontext()
 
 
 class seeded:
