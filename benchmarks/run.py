@@ -275,6 +275,13 @@ def _extra(estimator):
     return info
 
 
+def _start_scores(y, estimator):
+    """Scores of the partition the clustering stage started from, where the estimator keeps it."""
+    final = estimator[-1] if hasattr(estimator, "steps") else estimator
+    start = getattr(final, "initial_labels_", None)
+    return {} if start is None else {f"start_{name}": value for name, value in _scores(y, start).items()}
+
+
 def bare_pretraining_speed(X, epochs, batch_size=256, noise=0.2, lr=1.0, momentum=0.9, seed=0, device="cpu"):
     """Samples/second of a plain PyTorch loop with AutoEncoder's default recipe.
 
@@ -432,6 +439,7 @@ def run_dataset(name, seeds, methods, settings, device, cache, log, save=lambda 
                 record["peak_memory_mb"] = memory.megabytes
                 record.update(_scores(y, labels))
                 record.update(_extra(estimator))
+                record.update(_start_scores(y, estimator))
             except Exception as exc:  # a failing method is reported, not hidden
                 record["error"] = f"{type(exc).__name__}: {exc}"
             records.append(record)
