@@ -6,7 +6,7 @@
    (``gate-2-linear``). The default network is d-512-512 then the softmax.
 2. Eq. (3) with another noise variance. ``d = ||x - f_i(x)||^2 / 2`` is the
    negative log-likelihood of an isotropic Gaussian of variance 1; the
-   reconstruction errors here are about 0.005, so ``exp(-d)`` is nearly 1
+   reconstruction errors here are 0.002-0.016, so ``exp(-d)`` is nearly 1
    for every expert and eq. (5)'s posterior is nearly the clustering
    network's own output. ``scale-10`` uses ``10 d`` (variance 0.1);
    ``variance-mle`` divides ``d`` by a shared variance estimated on each

@@ -444,17 +444,18 @@ class DAMIC(BaseDeepClusterer):
       on its pre-training running statistics during joint training 0.65
       (seed 0: 0.74), the experts then reconstruct every cluster alike; a
       1-unit expert bottleneck, against the paper's K units, 0.85.
-    * Two more readings of the paper, seed 0 (``benchmarks/damic_variants.py``,
-      ``benchmarks/results/damic_variants.md``; start 0.831, the default
-      ends at 0.875 in ``synthetic.md``). Sec. 3.5.1's clustering network
+    * Two more readings of the paper, seeds 0-4 (``benchmarks/damic_variants.py``,
+      ``benchmarks/results/damic_variants.md``; start 0.832, the default
+      ends at 0.852 in ``synthetic.md``). Sec. 3.5.1's clustering network
       d-512-512-2, a 2-unit representation before the softmax, falls
-      apart in the joint training: 0.39 with a linear representation, 0.60
-      with a ReLU one.
-      The reconstruction errors are small (``d`` about 0.005), so
-      ``exp(-d)`` is nearly 1 for every expert and eq. (5)'s posterior is
-      nearly the gate's own output; sharpening them does not help either:
-      ``10 d`` (noise variance 0.1) ends at 0.841, and ``d`` divided by a
-      variance re-estimated on every batch at 0.842.
+      apart in the joint training: 0.434 with a linear representation,
+      0.465 with a ReLU one.
+      The reconstruction errors are small (a mean smallest ``d`` of
+      0.002-0.016 per run), so ``exp(-d)`` is nearly 1 for every expert
+      and eq. (5)'s posterior is nearly the gate's own output; sharpening
+      them does not help either: ``10 d`` (noise variance 0.1) ends at
+      0.837, and ``d`` divided by a variance re-estimated on every batch
+      at 0.845.
     * The paper's data may be easier. DCN's public generator script
       (boyangumn/DCN, ``data_gen.py``) draws isotropic latent clusters
       (standard deviation 1.5, centres 10 apart), where k-means on the
@@ -507,13 +508,14 @@ class DAMIC(BaseDeepClusterer):
     (:class:`StackedMLP`: weights of shape (K, in, out), ``torch.baddbmm``,
     batch norm per expert on the stacked tensor), not a loop over K modules.
     Forward + backward of the paper's MNIST experts on a 256 x 784 batch,
-    one CPU thread: a loop over K ``nn.Module`` s took 0.59 s (K=10) and
-    1.20 s (K=20), the batched form 0.61 s and 1.29 s; for small experts
-    (12-192-192-K-192-192-12) 53 vs 48 ms (K=10) and 93 vs 94 ms (K=20).
-    On a CPU the K matrix products already keep the core busy and torch's
-    batched product is no faster than K single ones. On a GPU the
-    per-module launches dominate and the batched form wins (H100,
-    ``benchmarks/experts_speed.py``): 4.6 vs 22.1 ms (K=10) and 5.6 vs
+    one CPU thread (``benchmarks/experts_speed.py``,
+    ``results/experts_speed_cpu.json``): a loop over K ``nn.Module`` s
+    took 0.37 s (K=10) and 0.80 s (K=20), the batched form 0.40 s and 0.80
+    s; for small experts (12-192-192-K-192-192-12) 31 vs 28 ms (K=10) and
+    62 vs 55 ms (K=20). On a CPU the K matrix products already keep the
+    core busy and torch's batched product is no faster than K single ones.
+    On a GPU the per-module launches dominate and the batched form wins
+    (H100, ``results/gpu/experts_speed_cuda.json``): 4.6 vs 22.1 ms (K=10) and 5.6 vs
     39.4 ms (K=20) for the paper's MNIST experts, 3.3 vs 18.8 ms and 3.4 vs
     37.0 ms for the small ones.
 
