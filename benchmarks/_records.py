@@ -47,7 +47,11 @@ def markdown_table(header, rows):
 
 
 def damic_fit_record(est, X, y, seed, began):
-    """The fields every DAMIC experiment records for a fitted estimator."""
+    """The fields every DAMIC experiment records for a fitted estimator.
+
+    ``seconds`` runs from ``began`` to this call, so it covers whatever the
+    caller computed on the fitted estimator before.
+    """
     return {
         "seed": seed,
         "nmi": normalized_mutual_info_score(y, est.labels_),

@@ -71,13 +71,9 @@ def run(seed, device, out, tol=None):
         for start in STARTS:
             began = time.perf_counter()
             est = variant(start, bottleneck, y, seed, device, tol).fit(X)
+            mean_log_likelihood = float(est.score(X))
             record = damic_fit_record(est, X, y, seed, began)
-            record.update(
-                start=start,
-                expert_bottleneck=bottleneck or 4,
-                mean_log_likelihood=float(est.score(X)),
-                tol=est.tol,
-            )
+            record.update(start=start, expert_bottleneck=bottleneck or 4, mean_log_likelihood=mean_log_likelihood, tol=est.tol)
             append_record(out, record)
 
 

@@ -88,8 +88,8 @@ def run(seed, variants, device, out):
         est = type(base.__name__, (base,), attributes)(4, device=device, random_state=seed)
         began = time.perf_counter()
         est.fit(X)
-        record = damic_fit_record(est, X, y, seed, began)
         errors = est.reconstruction_errors(X)
+        record = damic_fit_record(est, X, y, seed, began)
         record.update(
             variant=name,
             nmi_reconstruction_rule=normalized_mutual_info_score(y, errors.argmin(axis=1)),

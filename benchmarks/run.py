@@ -362,7 +362,7 @@ def environment(device):
     except OSError:
         pass
     if device.startswith("cuda") and torch.cuda.is_available():
-        info["device_name"] = torch.cuda.get_device_name(0)
+        info["device_name"] = torch.cuda.get_device_name(torch.device(device))
     return info
 
 

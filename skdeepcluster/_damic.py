@@ -497,8 +497,8 @@ class DAMIC(BaseDeepClusterer):
     k-means on the benchmark's shared denoising autoencoder (0.579 /
     0.485); seed 0: 0.554 / 0.406 against 0.506 / 0.371 for its own AE +
     k-means start. All ten autoencoders own data in every run; 250-580 s
-    per fit (mean 420 s, 2 cores shared with other runs). Started instead from the shared denoising autoencoder of the
-    benchmark (``autoencoder=AutoEncoder(weight_init="glorot")``, the
+    per fit (mean 420 s, 2 cores shared with other runs). Started instead
+    from the shared denoising autoencoder of the benchmark (``autoencoder=AutoEncoder(weight_init="glorot")``, the
     default then; k-means on its embedding gives the initial partition),
     seeds 0-4: NMI 0.634 / ARI
     0.548 on average, above AE + k-means on the same autoencoders (0.579 /
@@ -513,7 +513,8 @@ class DAMIC(BaseDeepClusterer):
     took 0.37 s (K=10) and 0.80 s (K=20), the batched form 0.40 s and 0.80
     s; for small experts (12-192-192-K-192-192-12) 31 vs 28 ms (K=10) and
     62 vs 55 ms (K=20). On a CPU the K matrix products already keep the
-    core busy and torch's batched product is no faster than K single ones.
+    core busy: for the paper's experts torch's batched product is no
+    faster than K single ones, for the small ones about 10 % faster.
     On a GPU the per-module launches dominate and the batched form wins
     (H100, ``results/gpu/experts_speed_cuda.json``): 4.6 vs 22.1 ms (K=10) and 5.6 vs
     39.4 ms (K=20) for the paper's MNIST experts, 3.3 vs 18.8 ms and 3.4 vs

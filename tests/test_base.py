@@ -89,11 +89,20 @@ def test_pretraining_runs_inside_the_fitted_device_context(monkeypatch):
 
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")
-def test_pretraining_runs_on_the_requested_cuda_index():
+def test_pretraining_runs_on_the_requested_cuda_index(monkeypatch):
+    current_devices = []
+    real_train = autoencoder_module._train_autoencoder
+
+    def recording_train(**kwargs):
+        current_devices.append(torch.cuda.current_device())
+        state, history = real_train(**kwargs)
+        current_devices.append(torch.cuda.current_device())
+        return state, history
+
+    monkeypatch.setattr(autoencoder_module, "_train_autoencoder", recording_train)
     X = np.random.RandomState(0).rand(200, 20).astype(np.float32)
-    torch.cuda.reset_peak_memory_stats(1)
     ae = fast_autoencoder(device="cuda:1").fit(X)
-    assert torch.cuda.max_memory_allocated(1) > 0
+    assert current_devices == [1, 1]
     assert next(ae.module_.parameters()).device == torch.device("cuda:1")
 
 
