@@ -496,7 +496,7 @@ class DAMIC(BaseDeepClusterer):
     On MNIST-5k (seeds 0-4) NMI 0.553 / ARI 0.400 on average, below AE +
     k-means on the benchmark's shared denoising autoencoder (0.579 /
     0.485); seed 0: 0.554 / 0.406 against 0.506 / 0.371 for its own AE +
-    k-means start. All ten autoencoders own data in every run; 250-580 s
+    k-means start (``mnist5k_damic_start.json``, which records the start). All ten autoencoders own data in every run; 250-580 s
     per fit (mean 420 s, 2 cores shared with other runs). Started instead
     from the shared denoising autoencoder of the benchmark (``autoencoder=AutoEncoder(weight_init="glorot")``, the
     default then; k-means on its embedding gives the initial partition),
