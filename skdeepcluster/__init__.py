@@ -10,18 +10,12 @@ from .base import BaseDeepClusterer
 
 __version__ = "0.1.0.dev0"
 
-#: Every public clustering estimator; the common tests run over this tuple.
-CLUSTERERS = (DeepKMeans, IDEC, DEC, DAMIC, ADMMCluster, DeepGMM)
+#: Every clustering estimator imported above, so that a new method joins
+#: with its file and one import line; the common tests run over this tuple.
+CLUSTERERS = tuple(
+    obj
+    for obj in dict(globals()).values()
+    if isinstance(obj, type) and issubclass(obj, BaseDeepClusterer) and obj is not BaseDeepClusterer
+)
 
-__all__ = [
-    "AutoEncoder",
-    "BaseDeepClusterer",
-    "DeepKMeans",
-    "IDEC",
-    "DEC",
-    "DAMIC",
-    "ADMMCluster",
-    "DeepGMM",
-    "CLUSTERERS",
-    "__version__",
-]
+__all__ = ["AutoEncoder", "BaseDeepClusterer", *(cls.__name__ for cls in CLUSTERERS), "CLUSTERERS", "__version__"]

@@ -131,6 +131,15 @@ def test_mps_is_refused_only_where_training_needs_float64(cls, mps_present):
     assert estimator._inference_device() == torch.device("cpu")
 
 
+def test_every_imported_clusterer_is_listed_and_exported():
+    import skdeepcluster
+
+    names = {cls.__name__ for cls in CLUSTERERS}
+    assert names == {"DeepKMeans", "IDEC", "DEC", "DAMIC", "ADMMCluster", "DeepGMM"}
+    assert names <= set(skdeepcluster.__all__)
+    assert all(getattr(skdeepcluster, name) in CLUSTERERS for name in names)
+
+
 def test_float64_methods_declare_it():
     # these keep float64 tensors on the training device: IDEC's target
     # distribution, ADMMCluster's Y and mixture, DeepGMM's mixture

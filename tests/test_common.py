@@ -1,6 +1,7 @@
 """scikit-learn's estimator checks over every exported estimator.
 
-A new method joins by being listed in ``skdeepcluster.CLUSTERERS``.
+A new method joins by being imported in ``skdeepcluster/__init__.py``, which
+lists every imported clustering estimator in ``skdeepcluster.CLUSTERERS``.
 """
 
 from sklearn.utils.estimator_checks import parametrize_with_checks

@@ -9,6 +9,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.preprocessing import MinMaxScaler
 
 from conftest import CLUSTERERS, fast
+from skdeepcluster import DeepKMeans
 from skdeepcluster.metrics import accuracy_scorer
 from skdeepcluster.model_selection import FitAllScoreLabelled, validation_labels
 
@@ -43,7 +44,7 @@ def test_dask_backend_on_a_local_cluster(blobs, tmp_path):
     distributed = pytest.importorskip("distributed")
     from joblib import parallel_backend
 
-    cls = CLUSTERERS[0]
+    cls = DeepKMeans
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         with distributed.Client(cluster):
             with parallel_backend("dask"):
