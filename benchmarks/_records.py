@@ -66,11 +66,11 @@ def damic_fit_record(est, X, y, seed, began):
     }
 
 
-def experiment_arguments(doc, default_out, argv=None, positionals=("seed",), default_device="auto", add_arguments=None):
+def experiment_arguments(doc, default_out, argv=None, positionals=("seed",), default_device="auto", options=None):
     """Parse an experiment's command line: positional integers, ``--device``, ``--out``, ``--summary``.
 
-    ``add_arguments(parser)`` adds the script's own options. Outside
-    ``--summary`` every positional must be given.
+    ``options`` maps the script's own option names to the keyword arguments
+    of ``add_argument``. Outside ``--summary`` every positional must be given.
     """
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     for name in positionals:
@@ -78,8 +78,8 @@ def experiment_arguments(doc, default_out, argv=None, positionals=("seed",), def
     parser.add_argument("--device", default=default_device)
     parser.add_argument("--out", default=default_out)
     parser.add_argument("--summary", nargs="+", metavar="JSONL", help="only print the table of saved results")
-    if add_arguments is not None:
-        add_arguments(parser)
+    for name, settings in (options or {}).items():
+        parser.add_argument(name, **settings)
     args = parser.parse_args(argv)
     if not args.summary and any(getattr(args, name) is None for name in positionals):
         parser.error(f"give {' and '.join(positionals)}, or --summary JSONL")

@@ -93,10 +93,8 @@ def summary(paths):
 
 
 def main(argv=None):
-    def add_tol(parser):
-        parser.add_argument("--tol", type=float, help="DAMIC's tol (default: its own); 0 runs every epoch")
-
-    args = experiment_arguments(__doc__, "damic_start.jsonl", argv, add_arguments=add_tol)
+    tol = {"type": float, "help": "DAMIC's tol (default: its own); 0 runs every epoch"}
+    args = experiment_arguments(__doc__, "damic_start.jsonl", argv, options={"--tol": tol})
     if args.summary:
         return summary(args.summary)
     run(args.seed, args.device, args.out, args.tol)

@@ -112,10 +112,8 @@ def summary(paths):
 
 
 def main(argv=None):
-    def add_variants(parser):
-        parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=sorted(VARIANTS))
-
-    args = experiment_arguments(__doc__, "damic_variants.jsonl", argv, add_arguments=add_variants)
+    variants = {"nargs": "+", "choices": sorted(VARIANTS), "default": sorted(VARIANTS)}
+    args = experiment_arguments(__doc__, "damic_variants.jsonl", argv, options={"--variants": variants})
     if args.summary:
         return summary(args.summary)
     run(args.seed, args.variants, args.device, args.out)

@@ -75,12 +75,9 @@ def summary(paths):
 
 
 def main(argv=None):
-    def add_cache(parser):
-        parser.add_argument("--cache", default="/tmp/cache")
-
     args = experiment_arguments(
         __doc__, "pretraining_length.jsonl", argv, positionals=("seed", "epochs"),
-        default_device="cuda", add_arguments=add_cache,
+        default_device="cuda", options={"--cache": {"default": "/tmp/cache"}},
     )
     if args.summary:
         sys.stdout.write(summary(args.summary))
