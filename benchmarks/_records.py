@@ -10,6 +10,7 @@ path).
 import argparse
 import collections
 import json
+import sys
 import time
 
 import numpy as np
@@ -66,11 +67,13 @@ def damic_fit_record(est, X, y, seed, began):
     }
 
 
-def experiment_arguments(doc, default_out, argv=None, positionals=("seed",), default_device="auto", options=None):
-    """Parse an experiment's command line: positional integers, ``--device``, ``--out``, ``--summary``.
+def run_experiment(doc, default_out, run, summary, argv=None, positionals=("seed",), default_device="auto", options=None):
+    """An experiment's command line: positional integers, ``--device``, ``--out``, ``--summary``.
 
+    With ``--summary JSONL ...`` prints ``summary(paths)`` (a string);
+    otherwise every positional must be given and ``run(args)`` runs.
     ``options`` maps the script's own option names to the keyword arguments
-    of ``add_argument``. Outside ``--summary`` every positional must be given.
+    of ``add_argument``.
     """
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     for name in positionals:
@@ -81,6 +84,9 @@ def experiment_arguments(doc, default_out, argv=None, positionals=("seed",), def
     for name, settings in (options or {}).items():
         parser.add_argument(name, **settings)
     args = parser.parse_args(argv)
-    if not args.summary and any(getattr(args, name) is None for name in positionals):
+    if args.summary:
+        sys.stdout.write(summary(args.summary))
+        return
+    if any(getattr(args, name) is None for name in positionals):
         parser.error(f"give {' and '.join(positionals)}, or --summary JSONL")
-    return args
+    run(args)

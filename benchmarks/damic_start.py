@@ -21,12 +21,11 @@ Five seeds, both stopping rules, side by side on one GPU::
     python benchmarks/damic_start.py --summary results.jsonl
 """
 
-import sys
 import time
 
 import torch
 
-from _records import append_record, damic_fit_record, experiment_arguments, grouped_records, markdown_table, mean_of
+from _records import append_record, damic_fit_record, run_experiment, grouped_records, markdown_table, mean_of
 from skdeepcluster import DAMIC
 from skdeepcluster._damic import StackedMLP
 from skdeepcluster.datasets import make_dcn_synthetic
@@ -89,15 +88,15 @@ def summary(paths):
         )
         for (bottleneck, start, tol), rs in sorted(groups.items(), key=lambda kv: (-kv[0][2], -kv[0][0], STARTS.index(kv[0][1])))
     ]
-    sys.stdout.write(markdown_table(header, rows))
+    return markdown_table(header, rows)
 
 
 def main(argv=None):
     tol = {"type": float, "help": "DAMIC's tol (default: its own); 0 runs every epoch"}
-    args = experiment_arguments(__doc__, "damic_start.jsonl", argv, options={"--tol": tol})
-    if args.summary:
-        return summary(args.summary)
-    run(args.seed, args.device, args.out, args.tol)
+    run_experiment(
+        __doc__, "damic_start.jsonl", lambda args: run(args.seed, args.device, args.out, args.tol), summary, argv,
+        options={"--tol": tol},
+    )
 
 
 if __name__ == "__main__":

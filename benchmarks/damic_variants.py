@@ -26,14 +26,13 @@ Examples
     python benchmarks/damic_variants.py --summary damic_variants.jsonl
 """
 
-import sys
 import time
 
 import torch
 from sklearn.metrics import normalized_mutual_info_score
 from torch import nn
 
-from _records import append_record, damic_fit_record, experiment_arguments, grouped_records, markdown_table, mean_of
+from _records import append_record, damic_fit_record, run_experiment, grouped_records, markdown_table, mean_of
 from skdeepcluster import DAMIC
 from skdeepcluster._core.autoencoder import glorot_init_, mlp
 from skdeepcluster._damic import mixture_nll, posterior, single_row_safe
@@ -108,15 +107,15 @@ def summary(paths):
         )
         for name, rs in sorted(groups.items())
     ]
-    sys.stdout.write(markdown_table(header, rows))
+    return markdown_table(header, rows)
 
 
 def main(argv=None):
     variants = {"nargs": "+", "choices": sorted(VARIANTS), "default": sorted(VARIANTS)}
-    args = experiment_arguments(__doc__, "damic_variants.jsonl", argv, options={"--variants": variants})
-    if args.summary:
-        return summary(args.summary)
-    run(args.seed, args.variants, args.device, args.out)
+    run_experiment(
+        __doc__, "damic_variants.jsonl", lambda args: run(args.seed, args.variants, args.device, args.out), summary, argv,
+        options={"--variants": variants},
+    )
 
 
 if __name__ == "__main__":

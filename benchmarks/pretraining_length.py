@@ -16,7 +16,6 @@ Ten processes side by side on one GPU (about five minutes on an H100)::
     python benchmarks/pretraining_length.py --summary results.jsonl
 """
 
-import sys
 import time
 
 import numpy as np
@@ -24,7 +23,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.mixture import GaussianMixture
 
-from _records import append_record, experiment_arguments, grouped_records, markdown_table, mean_of
+from _records import append_record, run_experiment, grouped_records, markdown_table, mean_of
 from skdeepcluster import AutoEncoder, DeepKMeans
 from skdeepcluster.datasets import load_mnist_5k
 from skdeepcluster.metrics import clustering_accuracy
@@ -75,14 +74,10 @@ def summary(paths):
 
 
 def main(argv=None):
-    args = experiment_arguments(
-        __doc__, "pretraining_length.jsonl", argv, positionals=("seed", "epochs"),
-        default_device="cuda", options={"--cache": {"default": "/tmp/cache"}},
+    run_experiment(
+        __doc__, "pretraining_length.jsonl", lambda args: run(args.seed, args.epochs, args.out, args.device, args.cache),
+        summary, argv, positionals=("seed", "epochs"), default_device="cuda", options={"--cache": {"default": "/tmp/cache"}},
     )
-    if args.summary:
-        sys.stdout.write(summary(args.summary))
-        return
-    run(args.seed, args.epochs, args.out, args.device, args.cache)
 
 
 if __name__ == "__main__":
