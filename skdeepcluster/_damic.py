@@ -455,10 +455,7 @@ class DAMIC(BaseDeepClusterer):
       and eq. (5)'s posterior is nearly the gate's own output; sharpening
       them does not help either: ``10 d`` (noise variance 0.1) ends at
       0.837, and ``d`` divided by a variance re-estimated on every batch
-      at 0.845. The best start we found on this layout, a Gaussian mixture
-      on a 2-unit bottleneck (``init="gmm", embedding_dim=2``; the paper's
-      DAE for these data is 100-50-10-2), starts at NMI 0.891 / ARI 0.911
-      and ends at 0.890 / 0.907.
+      at 0.845.
     * The paper's data may be easier. DCN's public generator script
       (boyangumn/DCN, ``data_gen.py``) draws isotropic latent clusters
       (standard deviation 1.5, centres 10 apart), where k-means on the
@@ -484,7 +481,13 @@ class DAMIC(BaseDeepClusterer):
     0.875 / 0.886, round layout 0.973 / 0.982 and 0.942 / 0.951, MNIST-5k
     0.663 / 0.500 and 0.707 / 0.613, digits 0.810 / 0.719 and 0.854 /
     0.778 (AE + k-means 0.745 / 0.653). Every autoencoder owned data in
-    every run. The default stays the paper's k-means.
+    every run. The Gaussian mixture on a 2-unit bottleneck instead of K
+    units (``init="gmm", embedding_dim=2``; the paper's DAE for the
+    synthetic data has a 2-unit bottleneck too, 100-50-10-2) is the best
+    start we found on the pinned layout apart from the true labels: one
+    CPU thread, seeds 0-4 (``damic_variants.md``, variant ``gmm-2d``), it
+    starts at NMI 0.891 / ARI 0.911 and ends at 0.890 / 0.907. The default
+    stays the paper's k-means.
 
     How far a better start could take it (``benchmarks/damic_start.py``,
     H100, seeds 0-4, pinned layout, NMI / ARI): from the true labels the
