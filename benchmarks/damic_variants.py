@@ -20,7 +20,7 @@
    not a reading of the paper's joint training but of its start, the best
    start we found on this layout apart from the true labels.
 
-Every other setting is DAMIC's default (own pretraining, k-means start). One
+Every setting a variant does not name is DAMIC's default (own pretraining, k-means start). One
 JSON line per fit goes to ``--out``; ``--summary`` prints the table.
 
 Examples
