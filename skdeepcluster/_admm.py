@@ -115,9 +115,8 @@ class ADMMCluster(BaseDeepClusterer):
     pretrain_epochs : int, default=400
         Epochs of autoencoder pretraining (:class:`AutoEncoder`'s recipe).
     max_epochs : int, default=200
-        Network epochs, with an ADMM update of ``Y``, the clustering
-        parameters and ``U`` after each but the last (``max_epochs - 1``
-        updates). The authors' code runs 200 iterations of DC-Kmeans and 300
+        Network epochs, each followed by an ADMM update of ``Y``, the
+        clustering parameters and ``U``. The authors' code runs 200 iterations of DC-Kmeans and 300
         of DC-GMM, each an epoch and an update.
     batch_size : int, default=256
         Mini-batch of the pretraining and of the network epochs. The
@@ -173,7 +172,7 @@ class ADMMCluster(BaseDeepClusterer):
         Sum of squared distances of the embedded samples to their closest
         centre.
     n_iter_ : int
-        Network epochs run (ADMM updates: one fewer).
+        Network epochs run, each followed by an ADMM update.
     converged_ : bool
     history_ : list of dict
         Per iteration: ``loss``, ``reconstruction`` and ``constraint``
@@ -365,6 +364,11 @@ class ADMMCluster(BaseDeepClusterer):
         state["Y"] = Y.float()
         self._assign_y(Y)
         return self._assign_embedding(F)
+
+    def _on_training_end(self, step, data):
+        # the epochs ran out: the last epoch's ADMM update, which the next
+        # epoch's checkpoint would have made
+        self._on_checkpoint(step, data)
 
     def _assign_y(self, Y):
         """Assign ``Y`` (float64) under the current parameters: the labels or

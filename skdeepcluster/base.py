@@ -165,6 +165,10 @@ class BaseDeepClusterer(
     ``_on_checkpoint(step, data) -> labels``
         Whole-data update every ``_checkpoint_interval()`` steps (IDEC's
         target distribution, DKM's alpha schedule). Returns hard labels.
+    ``_on_training_end(step, data)``
+        Runs once after the last epoch when the epochs ran out (a ``tol``
+        stop already follows a checkpoint): the update that would have
+        followed that epoch (ADMMCluster's last ADMM step). Default: nothing.
     ``_batch_loss(x, index) -> dict``
         Loss parts of one mini-batch; ``"loss"`` is minimised.
     ``_embed(module, x)``, ``_soft_assign(module, x)``
@@ -212,6 +216,9 @@ class BaseDeepClusterer(
 
     def _n_training_epochs(self):
         return self.max_epochs
+
+    def _on_training_end(self, step, data):
+        """Whole-data update after the last epoch (see Notes); none by default."""
 
     def _embed(self, module, x):
         return module.encoder(x)
@@ -315,6 +322,9 @@ class BaseDeepClusterer(
                 phase=type(self).__name__,
                 verbose=self.verbose,
             )
+            if result.n_epochs > 0 and not result.converged:
+                # tol stops right after a checkpoint; running out of epochs does not
+                self._on_training_end(result.n_steps, data)
         finally:
             del self._fit_state
         self.module_.eval()

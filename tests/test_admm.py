@@ -184,7 +184,8 @@ def test_one_admm_update_follows_the_algorithm(overlapping_blobs, clustering):
     X, _ = overlapping_blobs
     est = fast(_RecordingADMMCluster, n_clusters=3, clustering=clustering, rho=0.2, max_epochs=8, tol=0).fit(X)
     steps = [step for step, *_ in est.updates_]
-    assert steps[0] == 0 and len(steps) == est.n_iter_  # one update between consecutive epochs
+    # the warm start, then one update after every epoch, the last included
+    assert steps[0] == 0 and len(steps) == est.n_iter_ + 1 and not est.converged_
     for step, before, after, returned in est.updates_[1:]:
         F, Y, U = before["F"], before["Y"], before["U"]
         lam, rho = est.clustering_weight, est.rho_
@@ -224,6 +225,23 @@ def test_tol_compares_successive_partitions_of_the_embedding(blobs):
         assert est.history_[epoch]["delta_label"] == pytest.approx(changed)
     est = fast(ADMMCluster, n_clusters=3, max_epochs=50, tol=0.01).fit(X)
     assert est.converged_ and est.n_iter_ < 50 and est.history_[-1]["delta_label"] < 0.01
+
+
+@pytest.mark.parametrize("max_epochs, tol", [(5, 0.0), (50, 0.01)])
+def test_every_epoch_is_followed_by_an_update(blobs, max_epochs, tol):
+    X, _ = blobs
+    est = fast(_RecordingADMMCluster, n_clusters=3, max_epochs=max_epochs, tol=tol).fit(X)
+    assert est.converged_ == (tol > 0) and est.n_iter_ <= max_epochs
+    n_updates = sum(step > 0 for step, *_ in est.updates_)
+    assert n_updates == est.n_iter_
+    # the fitted centres are those of the last update
+    torch.testing.assert_close(torch.as_tensor(est.cluster_centers_), est.updates_[-1][2]["centers"].cpu())
+
+
+def test_no_update_without_an_epoch(blobs):
+    X, _ = blobs
+    est = fast(_RecordingADMMCluster, n_clusters=3, max_epochs=0).fit(X)
+    assert est.n_iter_ == 0 and est.updates_ == []
 
 
 @parametrize_with_checks([fast(ADMMCluster, clustering="gmm")], expected_failed_checks=expected_failed_checks)
