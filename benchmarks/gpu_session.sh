@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# One call on a lent GPU machine (its own python3 with torch and CUDA; the
+# package runs from this checkout, not installed):
+#   1. versions and the card;
+#   2. every estimator test on the GPU (SKDEEPCLUSTER_TEST_DEVICE=cuda), in
+#      pytest-xdist workers sharing the card;
+#   3. beside the tests, DeepGMM and its baselines on digits, one process per
+#      seed (fit times are therefore upper bounds), merged into one table.
+# Logs and results go to $OUT (the device tool brings that folder back).
+#
+#   bash benchmarks/gpu_session.sh
+set -u
+cd "$(dirname "$0")/.."
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+out="${OUT:-/tmp/gpu_session}"
+runs=/tmp/gpu_session_runs
+mkdir -p "$out" "$runs"
+name="${GPU_RUN_NAME:-gpu_deepgmm_digits}"
+
+python3 -c "import sys, torch, sklearn, numpy; print('python', sys.version.split()[0], 'torch', torch.__version__, 'sklearn', sklearn.__version__, 'numpy', numpy.__version__, torch.cuda.get_device_name(0))" | tee "$out/versions.txt"
+
+for seed in 0 1 2 3 4; do
+    timeout "${BENCH_TIMEOUT:-420}" python3 benchmarks/run.py --datasets digits --device cuda --seeds "$seed" \
+        --methods AE+KMeans AE+GMM DeepGMM "DeepGMM (start)" "DeepGMM eta=0" \
+        --cache "$runs/cache" --out "$runs" --name "${name}_s$seed" > "$runs/bench_s$seed.log" 2>&1 &
+done
+
+SKDEEPCLUSTER_TEST_DEVICE=cuda timeout "${TEST_TIMEOUT:-420}" python3 -m pytest -q -n "${TEST_WORKERS:-6}" \
+    -p no:cacheprovider tests > "$out/cuda_tests.log" 2>&1
+echo "CUDA test suite: exit status $?"
+tail -n 3 "$out/cuda_tests.log"
+
+wait
+cat "$runs"/bench_s*.log > "$out/bench.log"
+python3 benchmarks/run.py --report "$runs/${name}"_s?.json --name "$name" > /dev/null 2>>"$out/bench.log"
+cp "$runs/$name.json" "$runs/$name.md" "$out/" 2>/dev/null
+cat "$out/$name.md" 2>/dev/null || tail -n 20 "$out/bench.log"
