@@ -116,8 +116,9 @@ class ADMMCluster(BaseDeepClusterer):
         Epochs of autoencoder pretraining (:class:`AutoEncoder`'s recipe).
     max_epochs : int, default=200
         Network epochs, each followed by an ADMM update of ``Y``, the
-        clustering parameters and ``U``. The authors' code runs 200 iterations of DC-Kmeans and 300
-        of DC-GMM, each an epoch and an update.
+        clustering parameters and ``U``. The authors' code runs 200
+        iterations of DC-Kmeans and 300 of DC-GMM, each an epoch and an
+        update.
     batch_size : int, default=256
         Mini-batch of the pretraining and of the network epochs. The
         authors' code uses 100; 256, every other method's, lets them share
