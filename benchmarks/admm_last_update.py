@@ -25,6 +25,7 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from _records import append_record, grouped_records, markdown_table, mean_of, run_experiment
 from skdeepcluster import ADMMCluster, AutoEncoder
+from skdeepcluster.base import _INFERENCE_CHUNK
 from skdeepcluster.datasets import load_digits_scaled
 from skdeepcluster.metrics import clustering_accuracy
 
@@ -38,7 +39,7 @@ class _LastUpdateADMMCluster(ADMMCluster):
     def _on_training_end(self, step, data):
         module = self._inference_copy(self.module_)
         self.labels_before_last_update_ = torch.cat(
-            [self._hard_assign(module, x.double()).cpu() for x in data.chunks(4096)]
+            [self._hard_assign(module, x.double()).cpu() for x in data.chunks(_INFERENCE_CHUNK)]
         ).numpy()
         super()._on_training_end(step, data)
 

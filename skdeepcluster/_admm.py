@@ -193,7 +193,10 @@ class ADMMCluster(BaseDeepClusterer):
     Notes
     -----
     Where the paper and the authors' MATLAB code differ, or the paper is
-    silent:
+    silent (the runs cited below that use up their epochs, the AdaDelta
+    and covariance-floor ones, predate the update after the last epoch and
+    made one ADMM update fewer; on digits that update moves 0-0.03 % of
+    the labels after 200 epochs, ``benchmarks/admm_last_update.py``):
 
     * Initialisation: k-means (``n_init=10``) or a full-covariance Gaussian
       mixture (``n_init=10``) on the pretrained embedding, with ``Y = f(X)``
