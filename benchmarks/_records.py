@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
+from skdeepcluster.metrics import clustering_accuracy
+
 
 def append_record(path, record):
     """Append one JSON line to ``path``; a line at a time, so parallel runs interleave whole records."""
@@ -45,6 +47,15 @@ def markdown_table(header, rows):
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def scores(y, labels):
+    """ACC (Hungarian matching), NMI and ARI of ``labels`` against ``y``."""
+    return {
+        "acc": clustering_accuracy(y, labels),
+        "nmi": normalized_mutual_info_score(y, labels),
+        "ari": adjusted_rand_score(y, labels),
+    }
 
 
 def damic_fit_record(est, X, y, seed, began):

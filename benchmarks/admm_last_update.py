@@ -21,13 +21,11 @@ import time
 
 import numpy as np
 import torch
-from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-from _records import append_record, grouped_records, markdown_table, mean_of, run_experiment
+from _records import append_record, grouped_records, markdown_table, mean_of, run_experiment, scores
 from skdeepcluster import ADMMCluster, AutoEncoder
 from skdeepcluster.base import _INFERENCE_CHUNK
 from skdeepcluster.datasets import load_digits_scaled
-from skdeepcluster.metrics import clustering_accuracy
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "results", "admm_last_update.jsonl")
@@ -44,14 +42,6 @@ class _LastUpdateADMMCluster(ADMMCluster):
         super()._on_training_end(step, data)
 
 
-def _scores(y, labels):
-    return {
-        "acc": clustering_accuracy(y, labels),
-        "nmi": normalized_mutual_info_score(y, labels),
-        "ari": adjusted_rand_score(y, labels),
-    }
-
-
 def run(args):
     X, y = load_digits_scaled()
     device = args.device
@@ -62,8 +52,8 @@ def run(args):
         est = _LastUpdateADMMCluster(
             10, clustering=clustering, autoencoder=autoencoder, tol=0, device=device, random_state=args.seed
         ).fit(X)
-        before = _scores(y, est.labels_before_last_update_)
-        after = _scores(y, est.labels_)
+        before = scores(y, est.labels_before_last_update_)
+        after = scores(y, est.labels_)
         record = {
             "seed": args.seed,
             "clustering": clustering,

@@ -34,7 +34,6 @@ import psutil
 import sklearn
 import torch
 from sklearn.cluster import KMeans, SpectralClustering
-from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.mixture import GaussianMixture
 from sklearn.pipeline import make_pipeline
 
@@ -42,7 +41,8 @@ import skdeepcluster
 from skdeepcluster import AutoEncoder, DeepKMeans
 from skdeepcluster._core.autoencoder import WEIGHT_INITS
 from skdeepcluster.datasets import load_digits_scaled, load_fashion_mnist, load_mnist_5k, make_dcn_synthetic
-from skdeepcluster.metrics import clustering_accuracy
+
+from _records import scores  # a sibling module: benchmarks/ is on the path
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -246,14 +246,6 @@ class PeakMemory:
         self.megabytes = (self.peak - self.start) / 2**20
 
 
-def _scores(y, labels):
-    return {
-        "acc": clustering_accuracy(y, labels),
-        "nmi": normalized_mutual_info_score(y, labels),
-        "ari": adjusted_rand_score(y, labels),
-    }
-
-
 def _fit_labels(estimator, X):
     """Labels of ``fit_predict`` and the messages of the warnings it raised."""
     with warnings.catch_warnings(record=True) as caught:
@@ -279,7 +271,7 @@ def _start_scores(y, estimator):
     """Scores of the partition the clustering stage started from, where the estimator keeps it."""
     final = estimator[-1] if hasattr(estimator, "steps") else estimator
     start = getattr(final, "initial_labels_", None)
-    return {} if start is None else {f"start_{name}": value for name, value in _scores(y, start).items()}
+    return {} if start is None else {f"start_{name}": value for name, value in scores(y, start).items()}
 
 
 def bare_pretraining_speed(X, epochs, batch_size=256, noise=0.2, lr=1.0, momentum=0.9, seed=0, device="cpu"):
@@ -437,7 +429,7 @@ def run_dataset(name, seeds, methods, settings, device, cache, log, save=lambda 
                 if messages:
                     record["warnings"] = messages
                 record["peak_memory_mb"] = memory.megabytes
-                record.update(_scores(y, labels))
+                record.update(scores(y, labels))
                 record.update(_extra(estimator))
                 record.update(_start_scores(y, estimator))
             except Exception as exc:  # a failing method is reported, not hidden
