@@ -19,6 +19,14 @@
    start instead of k-means (``gmm-2d``: ``init="gmm", embedding_dim=2``):
    not a reading of the paper's joint training but of its start, the best
    start we found on this layout apart from the true labels.
+4. Experts narrower than the data. Each expert's K-unit bottleneck (4 here)
+   exceeds the 2-D latent's dimension, so every expert can reconstruct every
+   cluster and eq. (3) cannot tell the partitions apart (see DAMIC's Notes).
+   ``expert-1`` gives each expert a 1-unit bottleneck, linear (a ReLU on a
+   single unit would send half of a cluster to one reconstruction), so that
+   an expert can follow one elongated cluster along its main axis but not
+   the whole 2-D sheet; ``gmm-2d-expert-1`` does so from the ``gmm-2d``
+   start. Not the paper's architecture.
 
 Every setting a variant does not name is DAMIC's default (own pretraining, k-means start). One
 JSON line per fit goes to ``--out``; ``--summary`` prints the table.
@@ -40,7 +48,7 @@ from torch import nn
 from _records import append_record, damic_fit_record, run_experiment, grouped_records, markdown_table, mean_of
 from skdeepcluster import DAMIC
 from skdeepcluster._core.autoencoder import glorot_init_, mlp
-from skdeepcluster._damic import mixture_nll, posterior, single_row_safe
+from skdeepcluster._damic import StackedMLP, mixture_nll, posterior, single_row_safe
 from skdeepcluster.datasets import make_dcn_synthetic
 
 
@@ -77,6 +85,34 @@ class _NoiseVarianceDAMIC(DAMIC):
         return {"loss": loss, "reconstruction": weighted}
 
 
+class _LinearBottleneckExperts(StackedMLP):
+    """Stacked autoencoders whose middle layer has no batch norm and no ReLU."""
+
+    def forward(self, x):
+        if x.dim() == 2:
+            x = x.unsqueeze(0).expand(self.n_models, *x.shape)
+        h = x
+        middle, last = len(self.weights) // 2 - 1, len(self.weights) - 1
+        for i, (weight, bias) in enumerate(zip(self.weights, self.biases)):
+            h = torch.baddbmm(bias, h, weight)
+            if i < last and i != middle:
+                h = self.activation(self.norms[i](h))
+        return self.last_activation(h)
+
+
+class _NarrowExpertDAMIC(DAMIC):
+    """Experts ``d-1024-256-b-256-1024-d`` with a linear ``b``-unit bottleneck."""
+
+    expert_bottleneck = 1
+
+    def _build_module(self, n_features, autoencoder, seed):
+        module = super()._build_module(n_features, autoencoder, seed)
+        widths = self._expert_widths()
+        sizes = (n_features, *widths, self.expert_bottleneck, *widths[::-1], n_features)
+        module.experts = _LinearBottleneckExperts(self.n_clusters, sizes, "relu", self.output_activation, batch_norm=True)
+        return module
+
+
 #: name -> (class, class attributes, constructor parameters)
 VARIANTS = {
     "gate-2-relu": (_TwoUnitGateDAMIC, {}, {}),
@@ -84,6 +120,8 @@ VARIANTS = {
     "scale-10": (_NoiseVarianceDAMIC, {"variance": 0.1}, {}),
     "variance-mle": (_NoiseVarianceDAMIC, {"variance": None}, {}),
     "gmm-2d": (DAMIC, {}, {"init": "gmm", "embedding_dim": 2}),
+    "expert-1": (_NarrowExpertDAMIC, {}, {}),
+    "gmm-2d-expert-1": (_NarrowExpertDAMIC, {}, {"init": "gmm", "embedding_dim": 2}),
 }
 
 
