@@ -175,10 +175,13 @@ class ADMMCluster(BaseDeepClusterer):
     n_iter_ : int
         Network epochs run, each followed by an ADMM update.
     converged_ : bool
+        Whether fewer than ``tol`` of the labels changed at the last ADMM
+        update, the one after the last epoch included.
     history_ : list of dict
         Per iteration: ``loss``, ``reconstruction`` and ``constraint``
         (``||y - f(x) + u||^2`` per sample) over the epoch's batches,
-        ``delta_label``, ``n_clusters_used``, ``time``.
+        ``delta_label``, ``n_clusters_used``, ``time``. The last record's
+        ``delta_label`` is the change made by the last update.
     autoencoder_ : AutoEncoder or None
     module_ : torch.nn.Module
     device_ : torch.device
@@ -372,7 +375,7 @@ class ADMMCluster(BaseDeepClusterer):
     def _on_training_end(self, step, data):
         # the epochs ran out: the last epoch's ADMM update, which the next
         # epoch's checkpoint would have made
-        self._on_checkpoint(step, data)
+        return self._on_checkpoint(step, data)
 
     def _assign_y(self, Y):
         """Assign ``Y`` (float64) under the current parameters: the labels or

@@ -165,10 +165,13 @@ class BaseDeepClusterer(
     ``_on_checkpoint(step, data) -> labels``
         Whole-data update every ``_checkpoint_interval()`` steps (IDEC's
         target distribution, DKM's alpha schedule). Returns hard labels.
-    ``_on_training_end(step, data)``
+    ``_on_training_end(step, data) -> labels or None``
         Runs once after the last epoch when the epochs ran out (a ``tol``
         stop already follows a checkpoint): the update that would have
-        followed that epoch (ADMMCluster's last ADMM step). Default: nothing.
+        followed that epoch (ADMMCluster's last ADMM step). Labels it
+        returns count as that checkpoint's: their change enters the last
+        record of ``history_`` and sets ``converged_`` when below ``tol``.
+        Default: nothing, and None.
     ``_batch_loss(x, index) -> dict``
         Loss parts of one mini-batch; ``"loss"`` is minimised.
     ``_embed(module, x)``, ``_soft_assign(module, x)``
@@ -324,7 +327,9 @@ class BaseDeepClusterer(
             )
             if result.n_epochs > 0 and not result.converged:
                 # tol stops right after a checkpoint; running out of epochs does not
-                self._on_training_end(result.n_steps, data)
+                final_labels = self._on_training_end(result.n_steps, data)
+                if final_labels is not None:
+                    result.record_final_checkpoint(final_labels, self.tol)
         finally:
             del self._fit_state
         self.module_.eval()

@@ -238,6 +238,19 @@ def test_every_epoch_is_followed_by_an_update(blobs, max_epochs, tol):
     torch.testing.assert_close(torch.as_tensor(est.cluster_centers_), est.updates_[-1][2]["centers"].cpu())
 
 
+def test_the_last_update_enters_the_history(overlapping_blobs):
+    X, _ = overlapping_blobs
+    est = fast(_RecordingADMMCluster, n_clusters=4, clustering="gmm", max_epochs=6, tol=0).fit(X)
+    partitions = [returned for *_, returned in est.updates_]
+    changes = [(b != a).double().mean().item() for a, b in zip(partitions, partitions[1:])]
+    # on the CPU the last update here moves labels and the one before does
+    # not, so the record tells the last change from the earlier one
+    assert len(est.history_) == est.n_iter_ == 6
+    assert est.history_[-1]["delta_label"] == pytest.approx(changes[-1])
+    assert est.history_[-1]["n_clusters_used"] == torch.unique(partitions[-1]).numel()
+    assert not est.converged_
+
+
 def test_no_update_without_an_epoch(blobs):
     X, _ = blobs
     est = fast(_RecordingADMMCluster, n_clusters=3, max_epochs=0).fit(X)

@@ -243,6 +243,33 @@ def test_train_loop_checkpoints_and_tol():
     assert calls == [0, 3] and result.converged and result.n_steps == 3
 
 
+@pytest.mark.parametrize("n_final_changes, converged", [(1, True), (8, False)])
+def test_an_update_after_the_last_epoch_is_recorded_as_its_checkpoint(n_final_changes, converged):
+    data, w, batch_loss = _linear_problem()
+    n = len(data)
+
+    def checkpoint(step):
+        # half of the labels move at every epoch's checkpoint: tol never stops
+        return ((torch.arange(n) + step // 4) % 4 == 0).long()
+
+    initial = torch.full((n,), 2, dtype=torch.long)
+    result = train(
+        data=data, batch_loss=batch_loss, optimizer=torch.optim.SGD([w], lr=0.1),
+        n_epochs=3, batch_size=16, generator=torch.Generator().manual_seed(0),
+        checkpoint=checkpoint, initial_labels=initial, tol=0.05,
+    )
+    assert not result.converged and result.n_epochs == 3
+    assert torch.equal(result.labels, checkpoint(2 * 4))  # epoch 2's checkpoint
+    final = result.labels.clone()
+    final[:n_final_changes] = 3
+    before = dict(result.history[-2])
+    result.record_final_checkpoint(final, tol=0.05)
+    assert result.history[-1]["delta_label"] == n_final_changes / n
+    assert result.history[-1]["n_clusters_used"] == 3
+    assert result.history[-2] == before and result.converged is converged
+    assert result.labels is final
+
+
 def test_train_loop_raises_on_divergence():
     data, w, batch_loss = _linear_problem()
     with pytest.raises(FloatingPointError, match="diverged"):

@@ -30,6 +30,8 @@ class TrainingResult:
         Optimizer steps taken.
     converged : bool
         True when the ``tol`` rule stopped the run.
+    labels : tensor or None
+        The labels of the last checkpoint (the initial labels before any).
     """
 
     def __init__(self):
@@ -37,6 +39,28 @@ class TrainingResult:
         self.n_epochs = 0
         self.n_steps = 0
         self.converged = False
+        self.labels = None
+
+    def record_final_checkpoint(self, labels, tol):
+        """Account for a whole-data update made after the last epoch.
+
+        The label change since the last checkpoint goes into the last epoch's
+        record, as a ``tol`` stop records the change its last epoch made, and
+        ``converged`` becomes True when that change is below ``tol``.
+        """
+        delta_label = _label_change(labels, self.labels)
+        if self.history and delta_label is not None:
+            self.history[-1].update(delta_label=delta_label, n_clusters_used=int(torch.unique(labels).numel()))
+            self.converged = delta_label < tol
+        self.labels = labels
+
+
+def _label_change(labels, previous_labels):
+    """Fraction of ``labels`` that differ from ``previous_labels`` (None if none)."""
+    if previous_labels is None:
+        return None
+    # an integer count: exact, and on every backend (MPS has no float64)
+    return (labels != previous_labels).sum().item() / labels.numel()
 
 
 def _check_finite(means, phase):
@@ -104,7 +128,7 @@ def train(
         n_batches -= 1
         bounds = bounds[:-2] + [n_samples]
     interval = checkpoint_interval or n_batches
-    previous_labels = initial_labels
+    result.labels = initial_labels
     delta_label = n_clusters_used = None
     progress = Progress(phase, n_epochs, verbose)
     for epoch in range(n_epochs):
@@ -118,13 +142,11 @@ def train(
             if checkpoint is not None and result.n_steps % interval == 0:
                 labels = checkpoint(result.n_steps)
                 n_clusters_used = int(torch.unique(labels).numel())
-                if previous_labels is not None:
-                    # an integer count: exact, and on every backend (MPS has no float64)
-                    delta_label = (labels != previous_labels).sum().item() / labels.numel()
-                    if result.n_steps > 0 and delta_label < tol:
-                        result.converged = True
-                        break
-                previous_labels = labels
+                delta_label = _label_change(labels, result.labels)
+                result.labels = labels
+                if delta_label is not None and result.n_steps > 0 and delta_label < tol:
+                    result.converged = True
+                    break
             index = order[bounds[b] : bounds[b + 1]]
             parts = batch_loss(data.rows(index), index)
             optimizer.zero_grad(set_to_none=True)
