@@ -497,7 +497,18 @@ class DAMIC(BaseDeepClusterer):
     seed within 0.035); even a perfect start loses about 0.09 to the
     overlapping clusters. Expert bottlenecks
     of 2 units instead of K give about the same means, 1 unit is worse
-    (0.73 from k-means).
+    (0.73 from k-means). A linear 1-unit bottleneck, so that no ReLU cuts
+    half of an expert's range (``damic_variants.md``, ``expert-1`` and
+    ``gmm-2d-expert-1``, one CPU thread, seeds 0-4), is worse too: 0.766 /
+    0.743 from k-means (start 0.832) and 0.728 / 0.696 from the ``gmm-2d``
+    start (0.891). Such experts reconstruct less well (a mean smallest
+    ``d`` of 0.04-0.11 against 0.002-0.016), so eq. (3)'s posterior
+    follows them and the partition moves: the 3 runs of 10 that settled
+    within 21 epochs ended at NMI 0.88-0.89 (seeds 1-2), the 7 that ran all
+    50 epochs fell to 0.62-0.77, and those reconstruct best (mean smallest
+    ``d`` 0.038-0.060 against 0.079-0.109). With 1-D experts, eq. (3)
+    rewards pieces of the data that a curve fits better than it rewards
+    the elongated clusters.
 
     On MNIST-5k (seeds 0-4) NMI 0.553 / ARI 0.400 on average, below AE +
     k-means on the benchmark's shared denoising autoencoder (0.579 /
