@@ -343,8 +343,10 @@ class DAMIC(BaseDeepClusterer):
     verbose : int, default=0
         Progress bars on standard error for each phase when > 0.
     autoencoder : AutoEncoder or None, default=None
-        Start from this autoencoder (fitted: used as is; unfitted: fitted on
-        ``X``) for the k-means initialisation, instead of the paper's recipe
+        Start from this autoencoder (fitted: used as is, and kept through
+        ``clone`` and searches when wrapped in
+        :class:`~sklearn.frozen.FrozenEstimator`; unfitted: fitted on ``X``,
+        with this estimator's ``random_state`` unless it has its own) for the k-means initialisation, instead of the paper's recipe
         built from ``hidden_dims``, ``embedding_dim`` and
         ``pretrain_epochs``.
 

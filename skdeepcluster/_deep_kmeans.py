@@ -103,8 +103,10 @@ class DeepKMeans(BaseDeepClusterer):
     random_state : int, RandomState instance or None, default=None
     verbose : int, default=0
     autoencoder : AutoEncoder or None, default=None
-        Start from this autoencoder (fitted: used as is; unfitted: fitted on
-        ``X``) instead of pretraining one from ``hidden_dims``,
+        Start from this autoencoder (fitted: used as is, and kept through
+        ``clone`` and searches when wrapped in
+        :class:`~sklearn.frozen.FrozenEstimator`; unfitted: fitted on ``X``,
+        with this estimator's ``random_state`` unless it has its own) instead of pretraining one from ``hidden_dims``,
         ``embedding_dim`` and ``pretrain_epochs``.
 
     Attributes

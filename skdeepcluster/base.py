@@ -17,6 +17,7 @@ import torch
 from sklearn.base import BaseEstimator, clone, ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.frozen import FrozenEstimator
 from sklearn.mixture import GaussianMixture
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -359,10 +360,14 @@ class BaseDeepClusterer(
             if self.pretrain_epochs == 0:
                 return None
             return self._default_autoencoder(random_state).fit(X)
+        frozen = isinstance(given, FrozenEstimator)
+        if frozen:
+            given = given.estimator
         if not isinstance(given, AutoEncoder):
             raise TypeError(
-                "autoencoder must be None or a skdeepcluster.AutoEncoder (fitted "
-                f"or not); got {type(given).__name__}."
+                "autoencoder must be None, a skdeepcluster.AutoEncoder (fitted "
+                "or not) or a FrozenEstimator of a fitted one; got "
+                f"{type(given).__name__}."
             )
         if hasattr(given, "module_"):
             if given.n_features_in_ != X.shape[1]:
@@ -371,8 +376,13 @@ class BaseDeepClusterer(
                     f"features but X has {X.shape[1]}."
                 )
             return given
-        # the given recipe, run on this estimator's device and verbosity
+        if frozen:
+            raise ValueError("autoencoder=FrozenEstimator(...) must wrap a fitted AutoEncoder; this one is not fitted.")
+        # the given recipe, run on this estimator's device and verbosity, and
+        # seeded by this estimator unless the recipe has its own seed
         autoencoder = clone(given).set_params(device=self.device, verbose=max(given.verbose, self.verbose))
+        if autoencoder.random_state is None:
+            autoencoder.set_params(random_state=random_state)
         if autoencoder.memory is None:
             autoencoder.set_params(memory=self.memory)
         return autoencoder.fit(X)

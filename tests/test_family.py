@@ -158,6 +158,51 @@ def test_starts_from_a_fitted_autoencoder(cls, blobs):
         torch.testing.assert_close(value, before[key])
 
 
+def test_a_frozen_fitted_autoencoder_survives_clone_and_search(cls, blobs):
+    from sklearn.frozen import FrozenEstimator
+    from sklearn.model_selection import GridSearchCV
+
+    from conftest import fast_autoencoder
+    from skdeepcluster.metrics import accuracy_scorer
+    from skdeepcluster.model_selection import FitAllScoreLabelled
+
+    X, y = blobs
+    ae = fast_autoencoder().fit(X)
+    est = clone(fast(cls, n_clusters=3, autoencoder=FrozenEstimator(ae))).fit(X)
+    assert est.autoencoder_ is ae
+    search = GridSearchCV(
+        fast(cls, n_clusters=3, autoencoder=FrozenEstimator(ae)), {"tol": [0.0, 0.01]},
+        cv=FitAllScoreLabelled(), scoring=accuracy_scorer,
+    ).fit(X, y)
+    assert search.best_estimator_.autoencoder_ is ae
+    # unfrozen, clone hands the estimator an unfitted recipe that it retrains
+    assert clone(fast(cls, n_clusters=3, autoencoder=ae)).fit(X).autoencoder_ is not ae
+
+
+def test_a_frozen_unfitted_autoencoder_is_refused(cls, blobs):
+    from sklearn.frozen import FrozenEstimator
+
+    from conftest import fast_autoencoder
+
+    X, _ = blobs
+    with pytest.raises(ValueError, match="must wrap a fitted AutoEncoder"):
+        fast(cls, n_clusters=3, autoencoder=FrozenEstimator(fast_autoencoder())).fit(X)
+
+
+def test_an_unseeded_autoencoder_recipe_takes_the_estimators_seed(cls, blobs, tmp_path):
+    from conftest import fast_autoencoder
+
+    X, _ = blobs
+    recipe = fast_autoencoder(random_state=None)
+    first = fast(cls, n_clusters=3, autoencoder=recipe, random_state=0, memory=str(tmp_path)).fit(X)
+    second = fast(cls, n_clusters=3, autoencoder=recipe, random_state=0, memory=str(tmp_path)).fit(X)
+    assert first.autoencoder_.random_state == 0 and second.autoencoder_.from_cache_
+    np.testing.assert_array_equal(first.labels_, second.labels_)
+    # a recipe with its own seed keeps it
+    own = fast(cls, n_clusters=3, autoencoder=fast_autoencoder(random_state=7), random_state=0).fit(X)
+    assert own.autoencoder_.random_state == 7
+
+
 def test_verbose_shows_progress_on_stderr(cls, blobs, capsys):
     X, _ = blobs
     fast(cls, n_clusters=3, verbose=1).fit(X)
