@@ -25,7 +25,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._core.data import DeviceData
 from ._core.device import float64_device, resolve_device, seeded
 from ._core.params import Anything, Integer, LayerSizes, Real, validate_params
-from ._core.training import train
+from ._core.training import batch_bounds, train
 
 _INFERENCE_CHUNK = 4096
 
@@ -305,7 +305,7 @@ class BaseDeepClusterer(
         data = DeviceData(X, self.device_)
         self._fit_state = {
             "generator": torch.Generator(device=self.device_).manual_seed(seed + 1),
-            "n_batches": -(-n_samples // self.batch_size),
+            "n_batches": len(batch_bounds(n_samples, self.batch_size)) - 1,
         }
         try:
             with seeded(seed):

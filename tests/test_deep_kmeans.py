@@ -74,10 +74,12 @@ def test_annealed_variant_without_pretraining(blobs):
     assert adjusted_rand_score(y, est.labels_) > 0.8
 
 
-def test_alpha_sequence_is_spread_over_epochs(blobs):
+@pytest.mark.parametrize("n_rows", [240, 193])  # 193 = 6 * 32 + 1: the last row joins batch 6
+def test_alpha_sequence_is_spread_over_epochs(blobs, n_rows):
     X, _ = blobs
-    est = fast(DeepKMeans, n_clusters=3, alpha=[1.0, 10.0], max_epochs=4).fit(X)
+    est = fast(DeepKMeans, n_clusters=3, alpha=[1.0, 10.0], max_epochs=4).fit(X[:n_rows])
     assert [h["alpha"] for h in est.history_] == [1.0, 1.0, 10.0, 10.0]
+    assert est.alpha_ == est.history_[-1]["alpha"]
 
 
 @pytest.mark.parametrize("alpha", [0.0, -1.0, "anneal", [], [1.0, -2.0]])

@@ -128,6 +128,14 @@ def test_gamma_zero_leaves_the_kmeans_centres(blobs):
 
 
 @pytest.mark.parametrize("cls", [IDEC, DEC])
+def test_default_interval_counts_the_batches_an_epoch_really_has(cls, blobs):
+    X, _ = blobs  # 193 rows in batches of 32: 6 batches, the last of 33 rows
+    est = fast(cls, n_clusters=3, max_epochs=2, tol=0.0).fit(X[:193])
+    assert est.n_steps_ == 12
+    assert len(est.delta_labels_) == len(range(0, 12, 3))  # twice per epoch
+
+
+@pytest.mark.parametrize("cls", [IDEC, DEC])
 def test_target_is_updated_every_update_interval_batches(cls, blobs):
     X, _ = blobs  # 240 rows in batches of 32: 8 batches per epoch
     est = fast(cls, n_clusters=3, update_interval=3, max_epochs=2, tol=0.0).fit(X)

@@ -73,6 +73,20 @@ def _check_finite(means, phase):
             )
 
 
+def batch_bounds(n_samples, batch_size):
+    """Row offsets of an epoch's mini-batches: batch ``b`` is rows
+    ``bounds[b]:bounds[b + 1]`` of the shuffled order.
+
+    A one-row last batch would break batch norm, so that row joins the batch
+    before it. ``len(bounds) - 1`` is the number of steps per epoch.
+    """
+    n_batches = math.ceil(n_samples / batch_size)
+    bounds = [min(b * batch_size, n_samples) for b in range(n_batches + 1)]
+    if n_batches > 1 and bounds[-1] - bounds[-2] == 1:
+        bounds = bounds[:-2] + [n_samples]
+    return bounds
+
+
 def train(
     *,
     data,
@@ -121,12 +135,8 @@ def train(
     """
     result = TrainingResult()
     n_samples = len(data)
-    n_batches = math.ceil(n_samples / batch_size)
-    bounds = [min(b * batch_size, n_samples) for b in range(n_batches + 1)]
-    if n_batches > 1 and bounds[-1] - bounds[-2] == 1:
-        # a one-row batch breaks batch norm: the last row joins the batch before
-        n_batches -= 1
-        bounds = bounds[:-2] + [n_samples]
+    bounds = batch_bounds(n_samples, batch_size)
+    n_batches = len(bounds) - 1
     interval = checkpoint_interval or n_batches
     result.labels = initial_labels
     delta_label = n_clusters_used = None
