@@ -330,6 +330,10 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         self : object
         """
         self._validate_params()
+        if self.batch_norm and self.batch_size < 2:
+            raise ValueError(
+                f"batch_norm=True needs batch_size >= 2 (batch statistics of one row are undefined); got {self.batch_size}."
+            )
         X = self._validate_X(X, reset=True)
         if self.loss == "bce":
             check_unit_interval(X, "loss='bce'")

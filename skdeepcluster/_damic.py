@@ -636,23 +636,22 @@ class DAMIC(BaseDeepClusterer):
         return "bce" if self.output_activation == "sigmoid" else "mse"
 
     def _check_method_params(self, X):
+        if self.batch_size < 2:
+            raise ValueError(
+                "DAMIC trains every network with batch norm, which needs batch_size >= 2 "
+                f"(batch statistics of one row are undefined); got {self.batch_size}."
+            )
         if self.output_activation == "sigmoid":
             _check_unit_interval(X)
-        self._n_fit_samples = X.shape[0]
 
     def _default_autoencoder(self, random_state):
         from ._autoencoder import AutoEncoder
 
-        batch_size = self.batch_size
-        if getattr(self, "_n_fit_samples", 0) % batch_size == 1:
-            # AutoEncoder's batch norm cannot train on the one-row batch
-            # this would leave at the end of each epoch.
-            batch_size += 1
         return AutoEncoder(
             hidden_dims=self._widths(self.hidden_dims, PAPER_EXPERT_HIDDEN),
             embedding_dim=self._embedding_dim(),
             max_epochs=self.pretrain_epochs,
-            batch_size=batch_size,
+            batch_size=self.batch_size,
             optimizer="adam",
             learning_rate=self.learning_rate,
             input_noise=0.0,

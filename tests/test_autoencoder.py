@@ -90,6 +90,7 @@ def test_cache_hit_skips_training(blobs, tmp_path):
         ({"embedding_dim": 0}, "'embedding_dim' parameter"),
         ({"momentum": -0.1}, "'momentum' parameter"),
         ({"weight_init": "he"}, "'weight_init' parameter"),
+        ({"batch_norm": True, "batch_size": 1}, "batch_norm=True needs batch_size >= 2"),
     ],
 )
 def test_bad_parameters(blobs, params, match):

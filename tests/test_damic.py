@@ -242,6 +242,11 @@ def test_one_row_batches_train(unit_blobs):
     assert est.module_.training is False
 
 
+def test_batch_size_one_is_refused(blobs):
+    with pytest.raises(ValueError, match="batch_size >= 2"):
+        fast(DAMIC, n_clusters=3, batch_size=1).fit(blobs[0])
+
+
 def test_sigmoid_output_needs_unit_interval(blobs):
     X, _ = blobs
     with pytest.raises(ValueError, match="output_activation=None"):
