@@ -13,7 +13,7 @@ from ._core.data import DeviceData
 from ._core.device import as_current_device, seeded
 from ._core.params import Anything, Integer, LayerSizes, Options, Real
 from ._core.training import train
-from .base import DEVICE_RULE, TorchEstimatorMixin, seed_from
+from .base import DEVICE_RULE, VERBOSE_RULE, TorchEstimatorMixin, seed_from
 
 #: Learning rate used when ``learning_rate=None``, per optimizer.
 DEFAULT_LEARNING_RATES = {"sgd": 1.0, "adam": 1e-3}
@@ -156,7 +156,7 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         Cache of the trained weights, keyed on the data, the settings and
         the seed: a second fit with the same arguments reads them back.
     random_state : int, RandomState instance or None, default=None
-    verbose : int, default=0
+    verbose : int or bool, default=0
         Progress bar on standard error when > 0.
 
     Attributes
@@ -253,7 +253,7 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         "device": DEVICE_RULE,
         "memory": Anything(),
         "random_state": Anything(),
-        "verbose": Integer(low=0),
+        "verbose": VERBOSE_RULE,
     }
 
     def __init__(

@@ -340,7 +340,7 @@ class DAMIC(BaseDeepClusterer):
     memory : None, str or joblib.Memory, default=None
         Caches the pre-training of the single autoencoder.
     random_state : int, RandomState instance or None, default=None
-    verbose : int, default=0
+    verbose : int or bool, default=0
         Progress bars on standard error for each phase when > 0.
     autoencoder : AutoEncoder or None, default=None
         Start from this autoencoder (fitted: used as is, and kept through

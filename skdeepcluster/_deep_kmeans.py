@@ -101,7 +101,7 @@ class DeepKMeans(BaseDeepClusterer):
     memory : None, str or joblib.Memory, default=None
         Caches the pretraining.
     random_state : int, RandomState instance or None, default=None
-    verbose : int, default=0
+    verbose : int or bool, default=0
     autoencoder : AutoEncoder or None, default=None
         Start from this autoencoder (fitted: used as is, and kept through
         ``clone`` and searches when wrapped in

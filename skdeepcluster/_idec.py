@@ -117,7 +117,7 @@ class IDEC(BaseDeepClusterer):
     random_state : int, RandomState instance or None, default=None
         Seeds pretraining, k-means, batch order; the same value on the same
         device gives the same labels.
-    verbose : int, default=0
+    verbose : int or bool, default=0
         Progress bars on standard error when > 0.
     autoencoder : AutoEncoder or None, default=None
         Start from this autoencoder (fitted: used as is, and kept through
@@ -358,7 +358,7 @@ class DEC(IDEC):
     memory : None, str or joblib.Memory, default=None
         Caches the pretraining.
     random_state : int, RandomState instance or None, default=None
-    verbose : int, default=0
+    verbose : int or bool, default=0
     autoencoder : AutoEncoder or None, default=None
         Start from this autoencoder's encoder instead of pretraining one (as
         in :class:`IDEC`).

@@ -24,12 +24,13 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._core.data import DeviceData
 from ._core.device import float64_device, resolve_device, seeded
-from ._core.params import Anything, Integer, LayerSizes, Real, validate_params
+from ._core.params import AnyOf, Anything, Integer, LayerSizes, Options, Real, validate_params
 from ._core.training import batch_bounds, train
 
 _INFERENCE_CHUNK = 4096
 
 DEVICE_RULE = Anything()  # resolved (and its errors raised) by resolve_device
+VERBOSE_RULE = AnyOf(Options(False, True), Integer(low=0))  # a bool, as scikit-learn's estimators take
 
 
 def seed_from(random_state):
@@ -136,7 +137,7 @@ SHARED_RULES = {
     "device": DEVICE_RULE,
     "memory": Anything(),
     "random_state": Anything(),
-    "verbose": Integer(low=0),
+    "verbose": VERBOSE_RULE,
     "autoencoder": Anything(),
 }
 

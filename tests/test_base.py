@@ -164,6 +164,7 @@ def test_seeded_restores_the_global_generator():
         (Real(low=0, low_open=True), [0.1, 3], [0, -1, float("nan"), float("inf"), True]),
         (Options("a", None), ["a", None], ["b", 0]),
         (LayerSizes(), [(), (3, 4), [5]], [(0,), 3, ("a",)]),
+        (base_module.VERBOSE_RULE, [0, 2, True, False, np.int64(1)], [-1, 0.5, None, "1"]),
     ],
 )
 def test_parameter_rules(rule, good, bad):

@@ -203,9 +203,10 @@ def test_an_unseeded_autoencoder_recipe_takes_the_estimators_seed(cls, blobs, tm
     assert own.autoencoder_.random_state == 7
 
 
-def test_verbose_shows_progress_on_stderr(cls, blobs, capsys):
+@pytest.mark.parametrize("verbose", [1, True])
+def test_verbose_shows_progress_on_stderr(cls, blobs, capsys, verbose):
     X, _ = blobs
-    fast(cls, n_clusters=3, verbose=1).fit(X)
+    fast(cls, n_clusters=3, verbose=verbose).fit(X)
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "pretraining" in captured.err and cls.__name__ in captured.err
