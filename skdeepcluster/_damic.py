@@ -354,7 +354,8 @@ class DAMIC(BaseDeepClusterer):
     ----------
     labels_ : ndarray of shape (n_samples,)
     cluster_sizes_ : ndarray of shape (n_clusters,)
-        Points each autoencoder owns under ``decision``.
+        Points each autoencoder owns in ``labels_``, i.e. under the
+        ``decision`` rule in force at fit time.
     n_active_clusters_ : int
         Autoencoders that own at least one training point; the paper's claim
         is that this stays ``n_clusters``.
@@ -371,7 +372,8 @@ class DAMIC(BaseDeepClusterer):
         Per-epoch records of the initialisation phases: ``"gate"`` and
         ``"experts"``.
     initial_labels_ : ndarray of shape (n_samples,)
-        The k-means labels on the pre-trained bottleneck.
+        The initial partition: k-means labels on the pre-trained bottleneck,
+        or the Gaussian mixture's with ``init="gmm"``.
     autoencoder_ : AutoEncoder or None
         The single pre-trained autoencoder.
     module_ : DAMICNetwork

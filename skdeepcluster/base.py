@@ -285,6 +285,10 @@ class BaseDeepClusterer(
             Fitted estimator.
         """
         self._validate_params()
+        # a refit with other settings (ADMMCluster's clustering, say) must not
+        # keep attributes that only the earlier model had
+        for name in [name for name in vars(self) if name.endswith("_") and not name.startswith("_")]:
+            delattr(self, name)
         X = self._validate_X(X, reset=True)
         n_samples, n_features = X.shape
         if self.n_clusters > n_samples:

@@ -35,16 +35,20 @@ def validation_labels(y, validation_fraction=0.1, random_state=None):
     Parameters
     ----------
     y : array-like of shape (n_samples,)
-        True labels (integers >= 0).
+        True labels: numbers other than ``-1`` (the unlabelled marker), or
+        strings.
     validation_fraction : float in (0, 1), default=0.1
         Share of rows whose label stays visible.
     random_state : int, RandomState instance or None, default=None
 
     Returns
     -------
-    y_search : ndarray of shape (n_samples,)
-        ``y`` on the validation rows, ``-1`` elsewhere: pass it to
-        ``GridSearchCV.fit`` with ``cv=FitAllScoreLabelled()``.
+    y_search : ndarray of int64, shape (n_samples,)
+        On the validation rows, the code of each row's label (its position
+        in ``np.unique(y)``, so 0, 1, ... whatever ``y``'s values); ``-1``
+        elsewhere. Pass it to ``GridSearchCV.fit`` with
+        ``cv=FitAllScoreLabelled()``; the clustering scores do not depend
+        on the label values, only on which rows share one.
     validation : ndarray of int
         Indices of the validation rows (sorted).
     test : ndarray of int

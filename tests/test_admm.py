@@ -251,6 +251,16 @@ def test_the_last_update_enters_the_history(overlapping_blobs):
     assert not est.converged_
 
 
+def test_a_refit_keeps_no_attribute_of_the_earlier_model(blobs):
+    X, _ = blobs
+    est = fast(ADMMCluster, n_clusters=3, clustering="gmm", max_epochs=2).fit(X)
+    assert hasattr(est, "covariances_")
+    est.set_params(clustering="kmeans").fit(X)
+    assert hasattr(est, "variance_")
+    for name in ("covariances_", "weights_", "covariance_floor_"):
+        assert not hasattr(est, name), name
+
+
 def test_no_update_without_an_epoch(blobs):
     X, _ = blobs
     est = fast(_RecordingADMMCluster, n_clusters=3, max_epochs=0).fit(X)
