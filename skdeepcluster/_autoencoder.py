@@ -332,7 +332,8 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         self._validate_params()
         if self.batch_norm and self.batch_size < 2:
             raise ValueError(
-                f"batch_norm=True needs batch_size >= 2 (batch statistics of one row are undefined); got {self.batch_size}."
+                "batch_norm=True needs batch_size >= 2 (batch statistics of one row are undefined); "
+                f"got {self.batch_size}."
             )
         X = self._validate_X(X, reset=True)
         if self.loss == "bce":

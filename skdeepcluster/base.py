@@ -13,6 +13,7 @@ import copy
 import warnings
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, clone, ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin
 from sklearn.cluster import KMeans
@@ -25,10 +26,11 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._core.data import DeviceData
 from ._core.device import float64_device, resolve_device, seeded
 from ._core.params import AnyOf, Anything, Integer, LayerSizes, Options, Real, validate_params
-from ._core.training import batch_bounds, train
+from ._core.training import DIVERGED_ADVICE, batch_bounds, train
 
 _INFERENCE_CHUNK = 4096
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 DEVICE_RULE = Anything()  # resolved (and its errors raised) by resolve_device
 VERBOSE_RULE = AnyOf(Options(False, True), Integer(low=0))  # a bool, as scikit-learn's estimators take
 
@@ -60,6 +62,16 @@ class TorchEstimatorMixin:
             dtype=(np.float64, np.float32),
             ensure_min_samples=2 if reset else 1,
         )
+        values = X.data if sp.issparse(X) else X
+        largest = max(float(values.max()), -float(values.min())) if values.size else 0.0
+        if largest > _FLOAT32_MAX:
+            # the input is stored in float32 (see DeviceData): such values
+            # would become inf there, and the outputs NaN
+            raise ValueError(
+                f"X has values up to {largest:.3g} in magnitude, beyond float32's "
+                f"{_FLOAT32_MAX:.3g}, in which the input is stored; rescale X "
+                "(e.g. sklearn.preprocessing.StandardScaler or MaxAbsScaler)."
+            )
         return X
 
     def _resolve_device(self):
@@ -345,6 +357,13 @@ class BaseDeepClusterer(
         self.converged_ = result.converged
         self._finish_fit()
         module = self._inference_copy(self.module_)
+        if not np.isfinite(self._map_batches(X, self._soft_assign, module)).all():
+            # e.g. finite but huge weights whose embedding overflows: the
+            # labels would be argmaxes of NaN
+            raise FloatingPointError(
+                f"{type(self).__name__} gives inf or NaN cluster probabilities on the training data after "
+                f"fit: training diverged. {DIVERGED_ADVICE}"
+            )
         self.labels_ = self._map_batches(X, self._hard_assign, module).astype(np.int64)
         self._warn_empty_clusters()
         if hasattr(self, "cluster_centers_"):

@@ -261,6 +261,14 @@ def test_a_refit_keeps_no_attribute_of_the_earlier_model(blobs):
         assert not hasattr(est, name), name
 
 
+def test_an_overflowing_embedding_is_reported(blobs):
+    X, _ = blobs
+    # one step of Adam at 1e20 leaves finite weights whose embedding overflows;
+    # the loss, taken before that step, is finite
+    with pytest.raises(FloatingPointError, match="diverged"):
+        fast(ADMMCluster, n_clusters=3, learning_rate=1e20, max_epochs=1, batch_size=len(X)).fit(X)
+
+
 def test_no_update_without_an_epoch(blobs):
     X, _ = blobs
     est = fast(_RecordingADMMCluster, n_clusters=3, max_epochs=0).fit(X)

@@ -280,6 +280,40 @@ def test_train_loop_raises_on_divergence():
         )
 
 
+def test_train_loop_raises_when_the_last_step_diverges():
+    data, w, batch_loss = _linear_problem()
+    # one step: its loss (measured before the update) is finite, the update is not
+    with pytest.raises(FloatingPointError, match="parameters became inf or NaN"):
+        train(
+            data=data, batch_loss=batch_loss, optimizer=torch.optim.SGD([w], lr=2e38),
+            n_epochs=1, batch_size=64, generator=torch.Generator().manual_seed(0),
+        )
+
+
+def test_train_loop_names_divergence_behind_a_torch_error():
+    data, w, _ = _linear_problem()
+
+    def bce_loss(x, index):
+        return {"loss": torch.nn.functional.binary_cross_entropy(torch.sigmoid(x @ w), torch.ones(len(index)))}
+
+    optimizer = torch.optim.SGD([w], lr=0.1)
+    with torch.no_grad():
+        w.fill_(float("nan"))  # as a diverged step leaves it
+    with pytest.raises(FloatingPointError, match="parameters became inf or NaN") as raised:
+        train(data=data, batch_loss=bce_loss, optimizer=optimizer, n_epochs=1, batch_size=16,
+              generator=torch.Generator().manual_seed(0))
+    assert isinstance(raised.value.__cause__, RuntimeError)
+
+    def broken_loss(x, index):
+        raise RuntimeError("shape mismatch")
+
+    with torch.no_grad():
+        w.zero_()
+    with pytest.raises(RuntimeError, match="shape mismatch"):  # not a divergence: passed on as it is
+        train(data=data, batch_loss=broken_loss, optimizer=optimizer, n_epochs=1, batch_size=16,
+              generator=torch.Generator().manual_seed(0))
+
+
 def _square(value):
     return value * value
 

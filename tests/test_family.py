@@ -278,6 +278,30 @@ def test_absent_cuda_is_a_clear_error(cls, blobs):
         fast(cls, n_clusters=3, device="cuda").fit(X)
 
 
+def test_values_beyond_float32_are_refused(cls, blobs):
+    X, _ = blobs
+    huge = X.astype(np.float64)
+    huge[0, 0] = 1e39  # finite in float64, inf in the float32 the input is stored in
+    with pytest.raises(ValueError, match="beyond float32"):
+        fast(cls, n_clusters=3).fit(huge)
+    est = fast(cls, n_clusters=3).fit(X)
+    for method in (est.predict, est.predict_proba, est.transform):
+        with pytest.raises(ValueError, match="beyond float32"):
+            method(huge[:3])
+
+
+def test_non_finite_probabilities_after_fit_raise(cls, blobs, monkeypatch):
+    X, _ = blobs
+    soft_assign = cls._soft_assign
+
+    def overflowing(self, module, x):
+        return soft_assign(self, module, x) * float("inf")  # as an overflowed embedding gives
+
+    monkeypatch.setattr(cls, "_soft_assign", overflowing)
+    with pytest.raises(FloatingPointError, match="inf or NaN cluster probabilities"):
+        fast(cls, n_clusters=3).fit(X)
+
+
 def test_autoencoder_of_wrong_type(cls, blobs):
     X, _ = blobs
     with pytest.raises(TypeError, match="autoencoder must be"):

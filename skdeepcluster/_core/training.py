@@ -63,14 +63,25 @@ def _label_change(labels, previous_labels):
     return (labels != previous_labels).sum().item() / labels.numel()
 
 
+DIVERGED_ADVICE = "Lower learning_rate, scale the input features (e.g. to [0, 1]) or check X for extreme values."
+
+
 def _check_finite(means, phase):
     for name, value in means.items():
         if not math.isfinite(value):
             raise FloatingPointError(
-                f"The {phase} loss part {name!r} became {value} at this epoch: "
-                "training diverged. Lower learning_rate, scale the input "
-                "features (e.g. to [0, 1]) or check X for extreme values."
+                f"The {phase} loss part {name!r} became {value} at this epoch: training diverged. {DIVERGED_ADVICE}"
             )
+
+
+def _parameters_finite(optimizer):
+    """Whether every trained parameter is finite (one device sync)."""
+    parameters = [p.detach() for group in optimizer.param_groups for p in group["params"]]
+    return not parameters or bool(torch.stack([torch.isfinite(p).all() for p in parameters]).all())
+
+
+def _diverged_parameters_error(phase):
+    return FloatingPointError(f"The {phase} parameters became inf or NaN: training diverged. {DIVERGED_ADVICE}")
 
 
 def batch_bounds(n_samples, batch_size):
@@ -158,7 +169,14 @@ def train(
                     result.converged = True
                     break
             index = order[bounds[b] : bounds[b + 1]]
-            parts = batch_loss(data.rows(index), index)
+            try:
+                parts = batch_loss(data.rows(index), index)
+            except RuntimeError as error:
+                # e.g. binary cross-entropy refusing the NaN outputs of a
+                # diverged network: say so rather than echo torch
+                if not _parameters_finite(optimizer):
+                    raise _diverged_parameters_error(phase) from error
+                raise
             optimizer.zero_grad(set_to_none=True)
             parts["loss"].backward()
             optimizer.step()
@@ -188,6 +206,10 @@ def train(
         if result.converged:
             break
     progress.close()
+    # the loss checks see each step's input side; the last step's update is
+    # seen only here
+    if result.n_steps and not _parameters_finite(optimizer):
+        raise _diverged_parameters_error(phase)
     return result
 
 
