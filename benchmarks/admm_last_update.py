@@ -39,7 +39,7 @@ class _LastUpdateADMMCluster(ADMMCluster):
         self.labels_before_last_update_ = torch.cat(
             [self._hard_assign(module, x.double()).cpu() for x in data.chunks(_INFERENCE_CHUNK)]
         ).numpy()
-        super()._on_training_end(step, data)
+        return super()._on_training_end(step, data)
 
 
 def run(args):

@@ -182,8 +182,10 @@ class ADMMCluster(BaseDeepClusterer):
     history_ : list of dict
         Per iteration: ``loss``, ``reconstruction`` and ``constraint``
         (``||y - f(x) + u||^2`` per sample) over the epoch's batches,
-        ``delta_label``, ``n_clusters_used``, ``time``. The last record's
-        ``delta_label`` is the change made by the last update.
+        ``delta_label``, ``n_clusters_used``, ``time``. Record ``e``'s
+        ``delta_label`` is the change made by the update before epoch ``e``,
+        except the last record's: that is the change made by the last
+        update, which replaces the one before (as a ``tol`` stop's does).
     autoencoder_ : AutoEncoder or None
     module_ : torch.nn.Module
     device_ : torch.device

@@ -3,11 +3,17 @@
 import numpy as np
 import scipy.sparse as sp
 import torch
-import torch.nn.functional as F
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ._core.autoencoder import ACTIVATIONS, DEFAULT_WEIGHT_INIT, WEIGHT_INITS, MLPAutoEncoder, masking_noise
+from ._core.autoencoder import (
+    ACTIVATIONS,
+    DEFAULT_WEIGHT_INIT,
+    WEIGHT_INITS,
+    MLPAutoEncoder,
+    masking_noise,
+    reconstruction_loss,
+)
 from ._core.cache import cached_call
 from ._core.data import DeviceData
 from ._core.device import as_current_device, seeded
@@ -29,13 +35,6 @@ def _network(n_features, config):
         batch_norm=config["batch_norm"],
         weight_init=config["weight_init"],
     )
-
-
-def reconstruction_loss(x_hat, x, loss):
-    """Per-element mean reconstruction error: ``"mse"`` or ``"bce"``."""
-    if loss == "bce":
-        return F.binary_cross_entropy(x_hat.clamp(1e-7, 1 - 1e-7), x.clamp(0, 1))
-    return F.mse_loss(x_hat, x)
 
 
 def check_unit_interval(X, reason):
@@ -126,6 +125,7 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         Training epochs (passes over the data). ``0`` leaves the network at
         its random initialisation.
     batch_size : int, default=256
+        At least 2 with ``batch_norm=True``.
     optimizer : {"sgd", "adam"}, default="sgd"
         ``"sgd"`` uses momentum ``momentum``.
     learning_rate : float or None, default=None

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from sklearn.exceptions import ConvergenceWarning
 from torch import nn
 
-from ._core.autoencoder import ACTIVATIONS, glorot_init_, mlp
+from ._core.autoencoder import ACTIVATIONS, glorot_init_, mlp, reconstruction_loss
 from ._core.params import AnyOf, Integer, LayerSizes, Options
 from ._core.training import train
 from .base import _INFERENCE_CHUNK, SHARED_RULES, BaseDeepClusterer
@@ -203,8 +203,9 @@ def single_row_safe(module, n_rows):
     """Run a one-row training batch with batch norm on its running statistics.
 
     Batch statistics of one row are undefined (torch raises); the training
-    loop yields such a batch when ``n_samples % batch_size == 1``. The
-    gradient still flows through every weight.
+    loop yields such batches only with ``batch_size=1``, as it merges a
+    one-row last batch into the one before. The gradient still flows
+    through every weight.
     """
     frozen = n_rows == 1 and module.training
     if frozen:
@@ -326,7 +327,8 @@ class DAMIC(BaseDeepClusterer):
     max_epochs : int, default=50
         Epochs of joint training on eq. (3).
     batch_size : int, default=256
-        The paper's mini-batch size, in every phase.
+        The paper's mini-batch size, in every phase; at least 2 when DAMIC
+        pretrains its own autoencoder (batch norm).
     learning_rate : float, default=1e-4
         Adam's step size in every phase. The paper names Adam but no rate;
         we use a tenth of Adam's default (see Notes).
@@ -503,10 +505,11 @@ class DAMIC(BaseDeepClusterer):
     of 2 units instead of K give about the same means, 1 unit is worse
     (0.73 from k-means). A linear 1-unit bottleneck, so that no ReLU cuts
     half of an expert's range (``damic_variants.md``, ``expert-1`` and
-    ``gmm-2d-expert-1``, one CPU thread, seeds 0-4), is worse too: 0.766 /
-    0.743 from k-means (start 0.832) and 0.728 / 0.696 from the ``gmm-2d``
-    start (0.891). Such experts reconstruct less well (a mean smallest
-    ``d`` of 0.04-0.11 against 0.002-0.016), so eq. (3)'s posterior
+    ``gmm-2d-expert-1``, one CPU thread, seeds 0-4), also ends below its
+    start and below the default: 0.766 / 0.743 from k-means (start 0.832)
+    and 0.728 / 0.696 from the ``gmm-2d`` start (0.891). Such experts
+    reconstruct less well (a mean smallest ``d`` of 0.038-0.109 per run,
+    against 0.002-0.018 in the file's other variants), so eq. (3)'s posterior
     follows them and the partition moves: the 3 runs of 10 that settled
     within 21 epochs ended at NMI 0.88-0.89 (seeds 1-2), the 7 that ran all
     50 epochs fell to 0.62-0.77, and those reconstruct best (mean smallest
@@ -638,10 +641,11 @@ class DAMIC(BaseDeepClusterer):
         return "bce" if self.output_activation == "sigmoid" else "mse"
 
     def _check_method_params(self, X):
-        if self.batch_size < 2:
+        if self.batch_size < 2 and self.autoencoder is None and self.pretrain_epochs > 0:
             raise ValueError(
-                "DAMIC trains every network with batch norm, which needs batch_size >= 2 "
-                f"(batch statistics of one row are undefined); got {self.batch_size}."
+                "DAMIC pretrains its single autoencoder with batch norm, which needs batch_size >= 2 "
+                f"(batch statistics of one row are undefined); got {self.batch_size}. Give "
+                "autoencoder= or pretrain_epochs=0 to train with batch_size=1."
             )
         if self.output_activation == "sigmoid":
             _check_unit_interval(X)
@@ -717,11 +721,7 @@ class DAMIC(BaseDeepClusterer):
         def batch_loss(x, index):
             with single_row_safe(experts, x.shape[1]):
                 x_hat = experts(x)
-            if loss_name == "bce":
-                loss = F.binary_cross_entropy(x_hat.clamp(1e-7, 1 - 1e-7), x.clamp(0, 1))
-            else:
-                loss = F.mse_loss(x_hat, x)
-            return {"loss": loss}
+            return {"loss": reconstruction_loss(x_hat, x, loss_name)}
 
         return self._run_phase(rows, batch_loss, experts.parameters(), self.expert_pretrain_epochs, seed + 3, "DAMIC experts")
 

@@ -4,7 +4,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._autoencoder import reconstruction_loss
+from ._core.autoencoder import reconstruction_loss
 from ._core.distances import squared_distances
 from ._core.params import AnyOf, Integer, Options, Real
 from .base import SHARED_RULES, BaseDeepClusterer

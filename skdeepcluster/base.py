@@ -32,7 +32,7 @@ _INFERENCE_CHUNK = 4096
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 DEVICE_RULE = Anything()  # resolved (and its errors raised) by resolve_device
-VERBOSE_RULE = AnyOf(Options(False, True), Integer(low=0))  # a bool, as scikit-learn's estimators take
+VERBOSE_RULE = AnyOf(Options(False, True, np.False_, np.True_), Integer(low=0))  # bools, as scikit-learn takes
 
 
 def seed_from(random_state):
@@ -62,7 +62,8 @@ class TorchEstimatorMixin:
             dtype=(np.float64, np.float32),
             ensure_min_samples=2 if reset else 1,
         )
-        values = X.data if sp.issparse(X) else X
+        # CSR sums a COO matrix's duplicated entries, as the stored input does
+        values = X.tocsr().data if sp.issparse(X) else X
         largest = max(float(values.max()), -float(values.min())) if values.size else 0.0
         if largest > _FLOAT32_MAX:
             # the input is stored in float32 (see DeviceData): such values
@@ -298,9 +299,22 @@ class BaseDeepClusterer(
         """
         self._validate_params()
         # a refit with other settings (ADMMCluster's clustering, say) must not
-        # keep attributes that only the earlier model had
+        # keep attributes that only the earlier model had, and a failed fit
+        # must not leave an estimator that looks fitted
+        self._forget_fit()
+        try:
+            return self._fit(X)
+        except BaseException:
+            self._forget_fit()
+            raise
+
+    def _forget_fit(self):
+        """Delete the public attributes of an earlier fit (names ending in ``_``)."""
         for name in [name for name in vars(self) if name.endswith("_") and not name.startswith("_")]:
             delattr(self, name)
+
+    def _fit(self, X):
+        """``fit`` after parameter validation; see the class Notes for the hooks."""
         X = self._validate_X(X, reset=True)
         n_samples, n_features = X.shape
         if self.n_clusters > n_samples:

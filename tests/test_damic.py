@@ -235,16 +235,22 @@ def test_a_cluster_emptied_in_training_warns(fitted, unit_blobs):
 def test_one_row_batches_train(unit_blobs):
     X, _ = unit_blobs
     # 65 = 2 * 32 + 1: every phase, the default batch-norm autoencoder
-    # included, ends its epochs with a one-row batch
+    # included, merges the last row into the batch before it
     est = fast(DAMIC, n_clusters=3, output_activation="sigmoid", autoencoder=None, pretrain_epochs=2,
                gate_pretrain_epochs=2, expert_pretrain_epochs=2, max_epochs=2).fit(X[:65])
     assert est.labels_.shape == (65,)
     assert est.module_.training is False
 
 
-def test_batch_size_one_is_refused(blobs):
+def test_batch_size_one_only_without_the_batch_norm_pretraining(unit_blobs):
+    X, _ = unit_blobs
     with pytest.raises(ValueError, match="batch_size >= 2"):
-        fast(DAMIC, n_clusters=3, batch_size=1).fit(blobs[0])
+        fast(DAMIC, n_clusters=3, batch_size=1, autoencoder=None, pretrain_epochs=2).fit(X)
+    # from a given autoencoder every phase trains on one-row batches, each
+    # with batch norm on its running statistics
+    est = fast(DAMIC, n_clusters=3, batch_size=1, gate_pretrain_epochs=1, expert_pretrain_epochs=1,
+               max_epochs=1).fit(X[:40])
+    assert est.labels_.shape == (40,)
 
 
 def test_sigmoid_output_needs_unit_interval(blobs):

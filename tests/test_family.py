@@ -8,7 +8,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 from sklearn.base import clone
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 
@@ -288,6 +288,10 @@ def test_values_beyond_float32_are_refused(cls, blobs):
     for method in (est.predict, est.predict_proba, est.transform):
         with pytest.raises(ValueError, match="beyond float32"):
             method(huge[:3])
+    # two finite entries at one place of a COO matrix add up beyond it
+    duplicated = sp.coo_matrix(([3e38, 3e38], ([0, 0], [0, 0])), shape=(3, X.shape[1]))
+    with pytest.raises(ValueError, match="beyond float32"):
+        est.predict(duplicated)
 
 
 def test_non_finite_probabilities_after_fit_raise(cls, blobs, monkeypatch):
@@ -297,9 +301,23 @@ def test_non_finite_probabilities_after_fit_raise(cls, blobs, monkeypatch):
     def overflowing(self, module, x):
         return soft_assign(self, module, x) * float("inf")  # as an overflowed embedding gives
 
+    est = fast(cls, n_clusters=3).fit(X)
     monkeypatch.setattr(cls, "_soft_assign", overflowing)
     with pytest.raises(FloatingPointError, match="inf or NaN cluster probabilities"):
-        fast(cls, n_clusters=3).fit(X)
+        est.fit(X)
+    # nothing of the failed fit, nor of the earlier one, is left to predict with
+    monkeypatch.undo()
+    with pytest.raises(NotFittedError):
+        est.predict(X)
+
+
+def test_a_refit_that_fails_validation_leaves_the_estimator_unfitted(cls, blobs):
+    X, _ = blobs
+    est = fast(cls, n_clusters=3).fit(X)
+    with pytest.raises(ValueError, match="n_clusters=3 must be <= n_samples=2"):
+        est.fit(X[:2])
+    with pytest.raises(NotFittedError):
+        est.predict(X)
 
 
 def test_autoencoder_of_wrong_type(cls, blobs):

@@ -105,6 +105,22 @@ class MLPAutoEncoder(nn.Module):
         return z, self.decoder(z)
 
 
+def reconstruction_loss(x_hat, x, loss):
+    """Per-element mean reconstruction error: ``"mse"`` or ``"bce"``.
+
+    The binary cross-entropy is written out rather than taken from
+    ``torch.nn.functional.binary_cross_entropy``, which raises on the NaN
+    outputs of a diverged network (on CUDA through a device-side assert
+    that breaks the context); here a NaN reaches the loss, where the
+    training loop reports the divergence.
+    """
+    if loss == "bce":
+        x_hat = x_hat.clamp(1e-7, 1 - 1e-7)
+        target = x.clamp(0, 1)
+        return -(target * torch.log(x_hat) + (1 - target) * torch.log1p(-x_hat)).mean()
+    return torch.nn.functional.mse_loss(x_hat, x)
+
+
 def masking_noise(x, fraction, generator):
     """Zero a random ``fraction`` of the entries of ``x`` (denoising input)."""
     if fraction <= 0:

@@ -23,7 +23,9 @@ class TrainingResult:
         One entry per epoch: mean of every loss part, ``delta_label`` (the
         fraction of labels that changed at the last checkpoint of the epoch)
         and ``n_clusters_used`` (clusters owning at least one row there), when
-        checkpoints run; ``time`` (seconds) and ``samples_per_second``.
+        checkpoints run; ``time`` (seconds) and ``samples_per_second``. A
+        ``tol`` stop, or ``record_final_checkpoint``, overwrites the last
+        entry's two with those of the checkpoint after the last epoch.
     n_epochs : int
         Epochs started.
     n_steps : int
@@ -80,8 +82,6 @@ def _parameters_finite(optimizer):
     return not parameters or bool(torch.stack([torch.isfinite(p).all() for p in parameters]).all())
 
 
-def _diverged_parameters_error(phase):
-    return FloatingPointError(f"The {phase} parameters became inf or NaN: training diverged. {DIVERGED_ADVICE}")
 
 
 def batch_bounds(n_samples, batch_size):
@@ -169,14 +169,7 @@ def train(
                     result.converged = True
                     break
             index = order[bounds[b] : bounds[b + 1]]
-            try:
-                parts = batch_loss(data.rows(index), index)
-            except RuntimeError as error:
-                # e.g. binary cross-entropy refusing the NaN outputs of a
-                # diverged network: say so rather than echo torch
-                if not _parameters_finite(optimizer):
-                    raise _diverged_parameters_error(phase) from error
-                raise
+            parts = batch_loss(data.rows(index), index)
             optimizer.zero_grad(set_to_none=True)
             parts["loss"].backward()
             optimizer.step()
@@ -209,7 +202,7 @@ def train(
     # the loss checks see each step's input side; the last step's update is
     # seen only here
     if result.n_steps and not _parameters_finite(optimizer):
-        raise _diverged_parameters_error(phase)
+        raise FloatingPointError(f"The {phase} parameters became inf or NaN: training diverged. {DIVERGED_ADVICE}")
     return result
 
 
