@@ -330,6 +330,10 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         self : object
         """
         self._validate_params()
+        with self._fitting():
+            return self._fit(X)
+
+    def _fit(self, X):
         if self.batch_norm and self.batch_size < 2:
             raise ValueError(
                 "batch_norm=True needs batch_size >= 2 (batch statistics of one row are undefined); "

@@ -9,6 +9,7 @@ method. A method fills in a few hooks (see the class docstring) and never
 overrides ``fit``.
 """
 
+import contextlib
 import copy
 import warnings
 
@@ -52,6 +53,26 @@ class TorchEstimatorMixin:
     # -- validation ---------------------------------------------------------
     def _validate_params(self):
         validate_params(self)
+
+    @contextlib.contextmanager
+    def _fitting(self):
+        """Around a fit: forget the public attributes of an earlier fit, and
+        those of this one if it fails.
+
+        A refit with other settings (ADMMCluster's ``clustering``, say) must
+        not keep attributes that only the earlier model had, and a failed fit
+        must not leave an estimator that looks fitted.
+        """
+        self._forget_fit()
+        try:
+            yield
+        except BaseException:
+            self._forget_fit()
+            raise
+
+    def _forget_fit(self):
+        for name in [name for name in vars(self) if name.endswith("_") and not name.startswith("_")]:
+            delattr(self, name)
 
     def _validate_X(self, X, reset):
         X = validate_data(
@@ -298,20 +319,8 @@ class BaseDeepClusterer(
             Fitted estimator.
         """
         self._validate_params()
-        # a refit with other settings (ADMMCluster's clustering, say) must not
-        # keep attributes that only the earlier model had, and a failed fit
-        # must not leave an estimator that looks fitted
-        self._forget_fit()
-        try:
+        with self._fitting():
             return self._fit(X)
-        except BaseException:
-            self._forget_fit()
-            raise
-
-    def _forget_fit(self):
-        """Delete the public attributes of an earlier fit (names ending in ``_``)."""
-        for name in [name for name in vars(self) if name.endswith("_") and not name.startswith("_")]:
-            delattr(self, name)
 
     def _fit(self, X):
         """``fit`` after parameter validation; see the class Notes for the hooks."""

@@ -105,6 +105,18 @@ def test_unscaled_data_with_sgd_fails_loudly_not_silently():
         ae.fit(X)
 
 
+def test_a_failed_refit_leaves_the_autoencoder_unfitted(blobs):
+    from sklearn.exceptions import NotFittedError
+
+    X = blobs[0]
+    ae = AutoEncoder(hidden_dims=(32,), embedding_dim=3, max_epochs=5, device="cpu", random_state=0)
+    ae.fit(np.clip(X / np.abs(X).max(), 0, 1))
+    with pytest.raises(FloatingPointError, match="diverged"):
+        ae.fit(np.random.RandomState(0).randn(200, X.shape[1]).astype(np.float32) * 1e4)
+    with pytest.raises(NotFittedError):
+        ae.transform(X)
+
+
 def test_bce_needs_unit_interval(blobs):
     with pytest.raises(ValueError, match=r"loss='bce' needs every feature in \[0, 1\]"):
         fast_autoencoder(loss="bce").fit(blobs[0])
