@@ -146,7 +146,8 @@ class ADMMCluster(BaseDeepClusterer):
         Start from this autoencoder (fitted: used as is, and kept through
         ``clone`` and searches when wrapped in
         :class:`~sklearn.frozen.FrozenEstimator`; unfitted: fitted on ``X``,
-        with this estimator's ``random_state`` unless it has its own) instead of pretraining one from ``hidden_dims``,
+        with this estimator's ``random_state`` unless it has its own)
+        instead of pretraining one from ``hidden_dims``,
         ``embedding_dim`` and ``pretrain_epochs``.
 
     Attributes

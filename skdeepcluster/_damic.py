@@ -348,7 +348,8 @@ class DAMIC(BaseDeepClusterer):
         Start from this autoencoder (fitted: used as is, and kept through
         ``clone`` and searches when wrapped in
         :class:`~sklearn.frozen.FrozenEstimator`; unfitted: fitted on ``X``,
-        with this estimator's ``random_state`` unless it has its own) for the k-means initialisation, instead of the paper's recipe
+        with this estimator's ``random_state`` unless it has its own) for
+        the k-means initialisation, instead of the paper's recipe
         built from ``hidden_dims``, ``embedding_dim`` and
         ``pretrain_epochs``.
 
@@ -422,7 +423,8 @@ class DAMIC(BaseDeepClusterer):
     the paper's NMI 0.94 / ARI 0.96. Rerun on commit 420c12e, whose
     written-out binary cross-entropy changes the pretraining gradients in
     their last bits (``synthetic_rerun_420c12e.md``, seeds 0-4): NMI 0.860
-    / ARI 0.874 on average, 0.876 / 0.891 with ``init="gmm"``. The result depends on the initial
+    / ARI 0.874 on average, 0.876 / 0.891 with ``init="gmm"``. The result
+    depends on the initial
     partition: started from the true labels instead of k-means, training
     ends at NMI 0.91 / ARI 0.93 (``gpu/damic_start.md``), near the 0.936 /
     0.955 of a Gaussian mixture on the true latent. Neither half can be
@@ -512,7 +514,8 @@ class DAMIC(BaseDeepClusterer):
     start and below the default: 0.766 / 0.743 from k-means (start 0.832)
     and 0.728 / 0.696 from the ``gmm-2d`` start (0.891). Such experts
     reconstruct less well (a mean smallest ``d`` of 0.038-0.109 per run,
-    against 0.002-0.018 in the file's other variants), so eq. (3)'s posterior
+    against 0.002-0.018 in the file's other variants), so eq. (3)'s
+    posterior
     follows them and the partition moves: the 3 runs of 10 that settled
     within 21 epochs ended at NMI 0.88-0.89 (seeds 1-2), the 7 that ran all
     50 epochs fell to 0.62-0.77, and those reconstruct best (mean smallest
@@ -529,7 +532,10 @@ class DAMIC(BaseDeepClusterer):
     default then; k-means on its embedding gives the initial partition),
     seeds 0-4: NMI 0.634 / ARI
     0.548 on average, above AE + k-means on the same autoencoders (0.579 /
-    0.485) on every seed, all ten autoencoders owning data.
+    0.485) on every seed, all ten autoencoders owning data. From today's
+    default shared autoencoder, rerun on commit 93310a3
+    (``mnist5k_damic_rerun_93310a3.md``): 0.647 / 0.564 against 0.590 /
+    0.501, above on every seed, all ten owning data.
 
     The K autoencoders run as one batched computation
     (:class:`StackedMLP`: weights of shape (K, in, out), ``torch.baddbmm``,

@@ -123,7 +123,8 @@ class IDEC(BaseDeepClusterer):
         Start from this autoencoder (fitted: used as is, and kept through
         ``clone`` and searches when wrapped in
         :class:`~sklearn.frozen.FrozenEstimator`; unfitted: fitted on ``X``,
-        with this estimator's ``random_state`` unless it has its own) instead of pretraining one from ``hidden_dims``,
+        with this estimator's ``random_state`` unless it has its own)
+        instead of pretraining one from ``hidden_dims``,
         ``embedding_dim`` and ``pretrain_epochs``. Its ``loss`` ("mse" or
         "bce") is also the reconstruction loss ``L_r`` of the clustering
         stage.

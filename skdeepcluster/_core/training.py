@@ -82,8 +82,6 @@ def _parameters_finite(optimizer):
     return not parameters or bool(torch.stack([torch.isfinite(p).all() for p in parameters]).all())
 
 
-
-
 def batch_bounds(n_samples, batch_size):
     """Row offsets of an epoch's mini-batches: batch ``b`` is rows
     ``bounds[b]:bounds[b + 1]`` of the shuffled order.
