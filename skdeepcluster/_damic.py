@@ -532,8 +532,8 @@ class DAMIC(BaseDeepClusterer):
     default then; k-means on its embedding gives the initial partition),
     seeds 0-4: NMI 0.634 / ARI
     0.548 on average, above AE + k-means on the same autoencoders (0.579 /
-    0.485) on every seed, all ten autoencoders owning data. From today's
-    default shared autoencoder, rerun on commit 93310a3
+    0.485) on every seed, all ten autoencoders owning data. From the
+    current default shared autoencoder (zero-bias), rerun on commit 93310a3
     (``mnist5k_damic_rerun_93310a3.md``): 0.647 / 0.564 against 0.590 /
     0.501, above on every seed, all ten owning data.
 
