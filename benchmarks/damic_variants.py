@@ -85,19 +85,17 @@ class _NoiseVarianceDAMIC(DAMIC):
         return {"loss": loss, "reconstruction": weighted}
 
 
-class _LinearBottleneckExperts(StackedMLP):
-    """Stacked autoencoders whose middle layer has no batch norm and no ReLU."""
+class _LinearBottleneckExperts(nn.Module):
+    """Stacked autoencoders as a stacked encoder, whose last layer (the
+    bottleneck) has no batch norm and no ReLU, and a stacked decoder."""
+
+    def __init__(self, n_models, encoder_sizes, output_activation):
+        super().__init__()
+        self.encoder = StackedMLP(n_models, encoder_sizes, "relu", None, batch_norm=True)
+        self.decoder = StackedMLP(n_models, encoder_sizes[::-1], "relu", output_activation, batch_norm=True)
 
     def forward(self, x):
-        if x.dim() == 2:
-            x = x.unsqueeze(0).expand(self.n_models, *x.shape)
-        h = x
-        middle, last = len(self.weights) // 2 - 1, len(self.weights) - 1
-        for i, (weight, bias) in enumerate(zip(self.weights, self.biases)):
-            h = torch.baddbmm(bias, h, weight)
-            if i < last and i != middle:
-                h = self.activation(self.norms[i](h))
-        return self.last_activation(h)
+        return self.decoder(self.encoder(x))
 
 
 class _NarrowExpertDAMIC(DAMIC):
@@ -107,9 +105,8 @@ class _NarrowExpertDAMIC(DAMIC):
 
     def _build_module(self, n_features, autoencoder, seed):
         module = super()._build_module(n_features, autoencoder, seed)
-        widths = self._expert_widths()
-        sizes = (n_features, *widths, self.expert_bottleneck, *widths[::-1], n_features)
-        module.experts = _LinearBottleneckExperts(self.n_clusters, sizes, "relu", self.output_activation, batch_norm=True)
+        encoder_sizes = (n_features, *self._expert_widths(), self.expert_bottleneck)
+        module.experts = _LinearBottleneckExperts(self.n_clusters, encoder_sizes, self.output_activation)
         return module
 
 
