@@ -36,6 +36,7 @@ import torch
 from sklearn.cluster import KMeans, SpectralClustering
 from sklearn.mixture import GaussianMixture
 from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import minmax_scale
 
 import skdeepcluster
 from skdeepcluster import AutoEncoder, DeepKMeans
@@ -47,8 +48,12 @@ from _records import scores  # a sibling module: benchmarks/ is on the path
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def _synthetic(latent="elongated"):
+def _synthetic(latent="elongated", scaled=False):
     X, y, _ = make_dcn_synthetic(latent=latent, random_state=0)
+    if scaled:
+        # DAMIC's sec. 3.4: "All datasets were normalized between 0 and 1";
+        # a quarter of sigmoid(Wv)^2's features span less than 0.89 of it
+        X = minmax_scale(X).astype(np.float32)
     return X, y
 
 
@@ -78,6 +83,8 @@ DATASETS = {
     "synthetic": _synthetic,
     # the latent layout of the DCN authors' generator script (round, separated clusters)
     "synthetic-round": lambda: _synthetic("round"),
+    # the pinned layout with every feature min-max scaled to [0, 1], as DAMIC's paper does to all its data
+    "synthetic-scaled": lambda: _synthetic(scaled=True),
 }
 
 #: Run settings. "full" keeps every estimator's defaults (the papers');
@@ -91,7 +98,11 @@ SETTINGS = {
 #: Autoencoder shape per dataset where the default d-500-500-2000-10 is not
 #: the papers': DAMIC's paper pretrains 100-50-10-2 on its synthetic data.
 _DAMIC_SYNTHETIC_SHAPE = {"hidden_dims": (100, 50, 10), "embedding_dim": 2}
-AUTOENCODER_SHAPES = {"synthetic": _DAMIC_SYNTHETIC_SHAPE, "synthetic-round": _DAMIC_SYNTHETIC_SHAPE}
+AUTOENCODER_SHAPES = {
+    "synthetic": _DAMIC_SYNTHETIC_SHAPE,
+    "synthetic-round": _DAMIC_SYNTHETIC_SHAPE,
+    "synthetic-scaled": _DAMIC_SYNTHETIC_SHAPE,
+}
 
 
 def _autoencoder(ctx):
@@ -218,6 +229,7 @@ DEFAULT_METHODS = {
     "fashion-mnist": ["KMeans", "AE+KMeans", "AE+GMM", "DEC", "IDEC", "DeepGMM (start)", "DeepGMM", "DeepGMM eta=0"],
     "synthetic": ["KMeans", "Spectral", "AE+KMeans", "AE+GMM", "DAMIC", "DAMIC (GMM start)", "DAMIC (GMM start, shared AE)"],
     "synthetic-round": ["KMeans", "Spectral", "AE+KMeans", "AE+GMM", "DAMIC", "DAMIC (GMM start)", "DAMIC (GMM start, shared AE)"],
+    "synthetic-scaled": ["KMeans", "Spectral", "AE+KMeans", "AE+GMM", "DAMIC", "DAMIC (GMM start)", "DAMIC (GMM start, shared AE)"],
 }
 
 
