@@ -419,7 +419,7 @@ class DAMIC(BaseDeepClusterer):
     data of sec. 3.5.1 (:func:`~skdeepcluster.datasets.make_dcn_synthetic`,
     seeds 0-2, ``synthetic.md``) NMI 0.875 / 0.807 / 0.851, ARI 0.88 / 0.82
     / 0.86, against 0.83 / 0.83 / 0.81 and 0.84 / 0.84 / 0.80 for its own
-    AE + k-means start (on the H100, ``gpu/damic_start.md``) - short of
+    AE + k-means start (on the H100, ``gpu/damic_start.jsonl``) - short of
     the paper's NMI 0.94 / ARI 0.96. Rerun on commit 420c12e, whose
     written-out binary cross-entropy changes the pretraining gradients in
     their last bits (``synthetic_rerun_420c12e.md``, seeds 0-4): NMI 0.860
@@ -434,7 +434,9 @@ class DAMIC(BaseDeepClusterer):
 
     * The start is at its ceiling: k-means on the *true* 2-D latent reaches
       only NMI 0.82 / ARI 0.84, since the clusters are elongated and
-      overlap. Other pre-training autoencoders did not beat the default
+      overlap (``latent_ceiling.md``, which also has the Gaussian mixture
+      on the latent, 0.936 / 0.955, and the Bayes-optimal rule, 0.939 /
+      0.959). Other pre-training autoencoders did not beat the default
       d-1024-256-4 (seeds 0-2: 0.83 / 0.83 / 0.81): the paper's 100-50-10-2
       gave 0.75 / 0.81 / 0.72 (rate 1e-4) and 0.70 / 0.86 / 0.74 (1e-3),
       d-1024-256-2 gave 0.82 / 0.86 / 0.67.
@@ -476,7 +478,7 @@ class DAMIC(BaseDeepClusterer):
       seed 0) k-means on x gives NMI 0.77 (the paper's KM row: 0.80) and the
       defaults, seeds 0-4, NMI 0.887 / ARI 0.901 on average (benchmark
       ``synthetic-round``); another draw of the same layout gave 0.908 /
-      0.923.
+      0.923 (a one-off run, not kept).
 
     ``init="gmm"`` removes most of the start's handicap: a full-covariance
     Gaussian mixture follows the elongated clusters that k-means cuts

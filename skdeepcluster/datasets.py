@@ -137,6 +137,14 @@ def load_fashion_mnist(directory=FASHION_MNIST_PATH):
 DCN_LATENTS = ("elongated", "round")
 
 
+#: The ``"elongated"`` latent layout of :func:`make_dcn_synthetic`: cluster
+#: centres, rotation of each cluster's main axis (radians), and standard
+#: deviations along and across it.
+ELONGATED_CENTERS = np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 3.0], [3.0, 3.0]])
+ELONGATED_ANGLES = np.array([0.0, 0.8, 1.6, 2.4])
+ELONGATED_STDS = np.array([1.0, 0.3])
+
+
 def make_dcn_synthetic(n_samples=4000, n_features=100, latent="elongated", random_state=0):
     """The synthetic data of DCN (Yang et al., 2017), used by DAMIC (sec. 3.5.1).
 
@@ -187,10 +195,9 @@ def make_dcn_synthetic(n_samples=4000, n_features=100, latent="elongated", rando
         centers = 10.0 * np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
         V = centers[y] + 1.5 * rng.normal(size=(n_samples, 2))
     else:
-        centers = np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 3.0], [3.0, 3.0]])
-        angles = np.array([0.0, 0.8, 1.6, 2.4])
+        centers, angles = ELONGATED_CENTERS, ELONGATED_ANGLES
         y = rng.randint(0, 4, size=n_samples)
-        local = rng.normal(size=(n_samples, 2)) * np.array([1.0, 0.3])
+        local = rng.normal(size=(n_samples, 2)) * ELONGATED_STDS
         cos, sin = np.cos(angles[y]), np.sin(angles[y])
         V = centers[y] + np.stack(
             [cos * local[:, 0] - sin * local[:, 1], sin * local[:, 0] + cos * local[:, 1]], axis=1
