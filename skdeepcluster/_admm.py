@@ -429,7 +429,8 @@ class ADMMCluster(BaseDeepClusterer):
     def _log_proba(self, module, z):
         """Log cluster probabilities of embedded rows ``z``."""
         z = z.to(module.centers.dtype)
-        if self.clustering == "gmm":
+        # the fitted model's kind, which a later set_params(clustering=...) does not change
+        if hasattr(module, "covariances"):
             return gmm_log_posterior(z, module.centers, module.covariances, module.log_weights, module.covariance_floor)
         return torch.log_softmax(-squared_distances(z, module.centers) / (2 * module.variance), dim=1)
 

@@ -1,7 +1,6 @@
 """The public autoencoder transformer, and the pretraining every method shares."""
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
@@ -17,9 +16,9 @@ from ._core.autoencoder import (
 from ._core.cache import cached_call
 from ._core.data import DeviceData
 from ._core.device import as_current_device, seeded
-from ._core.params import Anything, Integer, LayerSizes, Options, Real
+from ._core.params import LAYER_WIDTH, Anything, CacheLocation, Integer, LayerSizes, Options, Real
 from ._core.training import train
-from .base import DEVICE_RULE, VERBOSE_RULE, TorchEstimatorMixin, seed_from
+from .base import DEVICE_RULE, VERBOSE_RULE, TorchEstimatorMixin, check_float32_range, check_unit_interval, seed_from
 
 #: Learning rate used when ``learning_rate=None``, per optimizer.
 DEFAULT_LEARNING_RATES = {"sgd": 1.0, "adam": 1e-3}
@@ -35,18 +34,6 @@ def _network(n_features, config):
         batch_norm=config["batch_norm"],
         weight_init=config["weight_init"],
     )
-
-
-def check_unit_interval(X, reason):
-    """Raise a ValueError unless every entry of X lies in [0, 1]."""
-    values = X.data if sp.issparse(X) else X
-    low = min(float(values.min()), 0.0) if values.size else 0.0
-    high = float(values.max()) if values.size else 0.0
-    if low < -1e-6 or high > 1 + 1e-6:
-        raise ValueError(
-            f"{reason} needs every feature in [0, 1]; X spans [{low:.4g}, {high:.4g}]. "
-            "Rescale it (e.g. sklearn.preprocessing.MinMaxScaler) or use loss='mse'."
-        )
 
 
 def make_optimizer(name, parameters, learning_rate, momentum):
@@ -238,7 +225,7 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
 
     _parameter_rules = {
         "hidden_dims": LayerSizes(),
-        "embedding_dim": Integer(low=1),
+        "embedding_dim": LAYER_WIDTH,
         "max_epochs": Integer(low=0),
         "batch_size": Integer(low=1),
         "optimizer": Options("sgd", "adam"),
@@ -251,7 +238,7 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         "batch_norm": Options(False, True),
         "weight_init": Options(*WEIGHT_INITS),
         "device": DEVICE_RULE,
-        "memory": Anything(),
+        "memory": CacheLocation(),
         "random_state": Anything(),
         "verbose": VERBOSE_RULE,
     }
@@ -341,7 +328,7 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
             )
         X = self._validate_X(X, reset=True)
         if self.loss == "bce":
-            check_unit_interval(X, "loss='bce'")
+            check_unit_interval(X, "loss='bce'", "use loss='mse'")
         self.device_ = self._resolve_device()
         seed = seed_from(self.random_state)
         config = self._config()
@@ -391,11 +378,12 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         from sklearn.utils import check_array
 
         Z = check_array(Z, dtype=(np.float64, np.float32))
-        if Z.shape[1] != self.embedding_dim:
+        if Z.shape[1] != self._n_features_out:
             raise ValueError(
                 f"Z has {Z.shape[1]} columns but this AutoEncoder's embedding "
-                f"has embedding_dim={self.embedding_dim}."
+                f"has embedding_dim={self._n_features_out} (as fitted)."
             )
+        check_float32_range(Z, "Z")
         module = self._inference_copy(self.module_)
         return self._map_batches(Z, lambda m, z: m.decoder(z), module)
 
@@ -414,4 +402,5 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
 
     @property
     def _n_features_out(self):
-        return self.embedding_dim
+        # the fitted network's, not the parameter's, which may have been set since
+        return self.module_.encoder[-1].out_features

@@ -1,10 +1,8 @@
 """DAMIC: Deep Autoencoder MIxture Clustering (Chazan, Gannot & Goldberger, MLSP 2019)."""
 
-import contextlib
 import warnings
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from sklearn.exceptions import ConvergenceWarning
@@ -12,8 +10,8 @@ from torch import nn
 
 from ._core.autoencoder import ACTIVATIONS, glorot_init_, mlp, reconstruction_loss
 from ._core.params import AnyOf, Integer, LayerSizes, Options
-from ._core.training import train
-from .base import _INFERENCE_CHUNK, SHARED_RULES, BaseDeepClusterer
+from ._core.training import single_row_safe, train
+from .base import _INFERENCE_CHUNK, SHARED_RULES, BaseDeepClusterer, check_unit_interval
 
 #: The paper's widths (sec. 3.4): each autoencoder d-1024-256-K-256-1024-d,
 #: the clustering network d-512-512-K.
@@ -198,25 +196,6 @@ class DAMICNetwork(nn.Module):
         return log_gate, half_squared_errors(x, self.experts(x))
 
 
-@contextlib.contextmanager
-def single_row_safe(module, n_rows):
-    """Run a one-row training batch with batch norm on its running statistics.
-
-    Batch statistics of one row are undefined (torch raises); the training
-    loop yields such batches only with ``batch_size=1``, as it merges a
-    one-row last batch into the one before. The gradient still flows
-    through every weight.
-    """
-    frozen = n_rows == 1 and module.training
-    if frozen:
-        module.eval()
-    try:
-        yield
-    finally:
-        if frozen:
-            module.train()
-
-
 class _ClusterRows:
     """Per-cluster batches for pre-training each expert on its own points.
 
@@ -236,19 +215,6 @@ class _ClusterRows:
 
     def rows(self, index):
         return torch.stack([self._data.rows(m[index % len(m)]) for m in self._members])
-
-
-def _check_unit_interval(X):
-    values = X.data if sp.issparse(X) else X
-    low = min(float(values.min()), 0.0) if values.size else 0.0
-    high = max(float(values.max()), 0.0) if values.size else 0.0
-    if low < -1e-6 or high > 1 + 1e-6:
-        raise ValueError(
-            "DAMIC with output_activation='sigmoid' (the paper's sigmoid outputs and "
-            f"binary cross-entropy pre-training) needs every feature in [0, 1]; X spans "
-            f"[{low:.4g}, {high:.4g}]. Rescale it (e.g. sklearn.preprocessing.MinMaxScaler) "
-            "or set output_activation=None (linear outputs, squared-error pre-training)."
-        )
 
 
 _AUTO = Options("auto")
@@ -583,7 +549,7 @@ class DAMIC(BaseDeepClusterer):
         "expert_hidden_dims": AnyOf(LayerSizes(), _AUTO),
         "gate_hidden_dims": AnyOf(LayerSizes(), _AUTO),
         "hidden_dims": AnyOf(LayerSizes(), _AUTO),
-        "embedding_dim": AnyOf(Integer(low=1), Options(None)),
+        "embedding_dim": AnyOf(SHARED_RULES["embedding_dim"], Options(None)),
         "gate_pretrain_epochs": Integer(low=0),
         "expert_pretrain_epochs": Integer(low=0),
     }
@@ -659,7 +625,12 @@ class DAMIC(BaseDeepClusterer):
                 "autoencoder= or pretrain_epochs=0 to train with batch_size=1."
             )
         if self.output_activation == "sigmoid":
-            _check_unit_interval(X)
+            check_unit_interval(
+                X,
+                "DAMIC with output_activation='sigmoid' (the paper's sigmoid outputs and "
+                "binary cross-entropy pre-training)",
+                "set output_activation=None (linear outputs, squared-error pre-training)",
+            )
 
     def _default_autoencoder(self, random_state):
         from ._autoencoder import AutoEncoder
@@ -690,8 +661,8 @@ class DAMIC(BaseDeepClusterer):
 
     @property
     def _n_features_out(self):
-        widths = self._gate_widths()
-        return widths[-1] if widths else self.n_features_in_
+        # h(x) of the fitted gate, not of the parameters, which may have been set since
+        return self.module_.gate[-1].in_features
 
     # -- initialisation: gate on the initial labels, expert i on cluster i ---------
     def _init_clusters(self, Z, data, seed):
@@ -751,8 +722,7 @@ class DAMIC(BaseDeepClusterer):
 
     # -- joint training of eq. (3) -------------------------------------------------
     def _batch_loss(self, x, index):
-        with single_row_safe(self.module_, x.shape[0]):
-            log_gate, distances = self.module_(x)
+        log_gate, distances = self.module_(x)
         loss = mixture_nll(log_gate, distances).mean()
         with torch.no_grad():
             reconstruction = (posterior(log_gate, distances) * distances).sum(dim=1).mean()

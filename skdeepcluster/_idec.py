@@ -2,12 +2,14 @@
 
 import numpy as np
 import torch
+from sklearn.frozen import FrozenEstimator
 from torch import nn
 
 from ._core.autoencoder import reconstruction_loss
 from ._core.distances import squared_distances
 from ._core.params import AnyOf, Integer, Options, Real
-from .base import SHARED_RULES, BaseDeepClusterer
+from ._autoencoder import AutoEncoder
+from .base import SHARED_RULES, BaseDeepClusterer, check_unit_interval
 
 
 def log_soft_assignment(Z, centers):
@@ -271,6 +273,18 @@ class IDEC(BaseDeepClusterer):
     # -- hooks -------------------------------------------------------------------
     def _clustering_weight(self):
         return self.gamma
+
+    def _check_method_params(self, X):
+        given = self.autoencoder
+        if isinstance(given, FrozenEstimator):
+            given = given.estimator
+        # a fitted autoencoder's binary cross-entropy becomes L_r here, with
+        # no fit of the autoencoder to check X first
+        if self._with_reconstruction and isinstance(given, AutoEncoder) and given.loss == "bce":
+            check_unit_interval(
+                X, f"{type(self).__name__} with an autoencoder of loss='bce' (its reconstruction term)",
+                "give an autoencoder with loss='mse'",
+            )
 
     def _checkpoint_interval(self):
         if self.update_interval is None:

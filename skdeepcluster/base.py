@@ -26,14 +26,62 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._core.data import DeviceData
 from ._core.device import float64_device, resolve_device, seeded
-from ._core.params import AnyOf, Anything, Integer, LayerSizes, Options, Real, validate_params
-from ._core.training import DIVERGED_ADVICE, batch_bounds, train
+from ._core.params import (
+    FLOAT32_MAX,
+    LAYER_WIDTH,
+    AnyOf,
+    Anything,
+    CacheLocation,
+    Integer,
+    LayerSizes,
+    Options,
+    Real,
+    validate_params,
+)
+from ._core.training import DIVERGED_ADVICE, batch_bounds, single_row_safe, train
 
 _INFERENCE_CHUNK = 4096
 
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 DEVICE_RULE = Anything()  # resolved (and its errors raised) by resolve_device
-VERBOSE_RULE = AnyOf(Options(False, True, np.False_, np.True_), Integer(low=0))  # bools, as scikit-learn takes
+VERBOSE_RULE = AnyOf(Options(False, True), Integer(low=0))  # bools (numpy's too), as scikit-learn takes
+
+
+def stored_values(X):
+    """The values of dense or sparse ``X`` as stored for training: a COO
+    matrix's duplicated entries summed, as its CSR form has them."""
+    return X.tocsr().data if sp.issparse(X) else X
+
+
+def check_float32_range(X, name):
+    """Raise a ValueError if ``X`` holds values beyond float32's range.
+
+    The data is stored in float32 (see DeviceData): such values would
+    become inf there, and the outputs NaN.
+    """
+    values = stored_values(X)
+    largest = max(float(values.max()), -float(values.min())) if values.size else 0.0
+    if largest > FLOAT32_MAX:
+        raise ValueError(
+            f"{name} has values up to {largest:.3g} in magnitude, beyond float32's "
+            f"{FLOAT32_MAX:.3g}, in which the input is stored; rescale {name} "
+            "(e.g. sklearn.preprocessing.StandardScaler or MaxAbsScaler)."
+        )
+
+
+def check_unit_interval(X, needed_by, otherwise):
+    """Raise a ValueError unless every entry of ``X`` (as stored) lies in [0, 1].
+
+    ``needed_by`` names what needs it and ``otherwise`` the setting that
+    does not, for the message.
+    """
+    values = stored_values(X)
+    low = min(float(values.min()), 0.0) if values.size else 0.0
+    high = max(float(values.max()), 0.0) if values.size else 0.0
+    if low < -1e-6 or high > 1 + 1e-6:
+        raise ValueError(
+            f"{needed_by} needs every feature in [0, 1]; X spans [{low:.4g}, {high:.4g}]. "
+            f"Rescale it (e.g. sklearn.preprocessing.MinMaxScaler) or {otherwise}."
+        )
 
 
 def seed_from(random_state):
@@ -83,17 +131,7 @@ class TorchEstimatorMixin:
             dtype=(np.float64, np.float32),
             ensure_min_samples=2 if reset else 1,
         )
-        # CSR sums a COO matrix's duplicated entries, as the stored input does
-        values = X.tocsr().data if sp.issparse(X) else X
-        largest = max(float(values.max()), -float(values.min())) if values.size else 0.0
-        if largest > _FLOAT32_MAX:
-            # the input is stored in float32 (see DeviceData): such values
-            # would become inf there, and the outputs NaN
-            raise ValueError(
-                f"X has values up to {largest:.3g} in magnitude, beyond float32's "
-                f"{_FLOAT32_MAX:.3g}, in which the input is stored; rescale X "
-                "(e.g. sklearn.preprocessing.StandardScaler or MaxAbsScaler)."
-            )
+        check_float32_range(X, "X")
         return X
 
     def _resolve_device(self):
@@ -126,6 +164,9 @@ class TorchEstimatorMixin:
         """``function(module, x)`` over validated ``X`` with the fitted network:
         the body of every prediction method."""
         check_is_fitted(self)
+        # parameters read at prediction time (DAMIC's decision) may have
+        # been set after fit
+        self._validate_params()
         X = self._validate_X(X, reset=False)
         return self._map_batches(X, function, self._inference_copy(self.module_))
 
@@ -162,14 +203,14 @@ class TorchEstimatorMixin:
 SHARED_RULES = {
     "n_clusters": Integer(low=1),
     "hidden_dims": LayerSizes(),
-    "embedding_dim": Integer(low=1),
+    "embedding_dim": LAYER_WIDTH,
     "pretrain_epochs": Integer(low=0),
     "max_epochs": Integer(low=0),
     "batch_size": Integer(low=1),
     "learning_rate": Real(low=0, low_open=True),
     "tol": Real(low=0),
     "device": DEVICE_RULE,
-    "memory": Anything(),
+    "memory": CacheLocation(),
     "random_state": Anything(),
     "verbose": VERBOSE_RULE,
     "autoencoder": Anything(),
@@ -354,7 +395,7 @@ class BaseDeepClusterer(
             self.module_.train()
             result = train(
                 data=data,
-                batch_loss=self._batch_loss,
+                batch_loss=self._one_batch_loss,
                 optimizer=optimizer,
                 n_epochs=self._n_training_epochs(),
                 batch_size=self.batch_size,
@@ -392,6 +433,12 @@ class BaseDeepClusterer(
         if hasattr(self, "cluster_centers_"):
             self.inertia_ = self._inertia(self._map_batches(X, self._embed, module))
         return self
+
+    def _one_batch_loss(self, x, index):
+        # batch_size=1 gives one-row batches, whose batch-norm statistics
+        # (DAMIC's networks, a given autoencoder's) are undefined
+        with single_row_safe(self.module_, x.shape[0]):
+            return self._batch_loss(x, index)
 
     def _check_method_params(self, X):
         """Checks that need the data (override to add some)."""

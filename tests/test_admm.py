@@ -278,3 +278,13 @@ def test_no_update_without_an_epoch(blobs):
 @parametrize_with_checks([fast(ADMMCluster, clustering="gmm")], expected_failed_checks=expected_failed_checks)
 def test_gmm_variant_passes_sklearns_checks(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize("fitted_with, set_to", [("kmeans", "gmm"), ("gmm", "kmeans")])
+def test_predictions_follow_the_fitted_model_not_a_later_clustering(blobs, fitted_with, set_to):
+    X, _ = blobs
+    est = fast(ADMMCluster, n_clusters=3, clustering=fitted_with).fit(X)
+    proba = est.predict_proba(X)
+    est.set_params(clustering=set_to)
+    np.testing.assert_array_equal(est.predict_proba(X), proba)
+    np.testing.assert_array_equal(est.predict(X), est.labels_)

@@ -126,3 +126,31 @@ def test_batch_norm_with_a_trailing_one_row_batch():
     X = np.random.RandomState(0).rand(33, 5)  # 33 = 32 + 1
     ae = fast_autoencoder(batch_norm=True, batch_size=32, max_epochs=2).fit(X)
     assert np.isfinite(ae.transform(X)).all()
+
+
+def test_bce_checks_a_coo_matrixs_summed_duplicates():
+    import scipy.sparse as sp
+
+    # two entries of 0.6 at one place: the matrix holds 1.2 there
+    X = sp.coo_matrix(([0.6, 0.6, 0.5, 0.5], ([0, 0, 1, 2], [0, 0, 1, 2])), shape=(3, 4))
+    with pytest.raises(ValueError, match=r"X spans \[0, 1.2\]"):
+        fast_autoencoder(loss="bce", output_activation="sigmoid", max_epochs=1).fit(X)
+
+
+def test_an_embedding_beyond_float32_is_refused(blobs):
+    ae = fast_autoencoder(max_epochs=1).fit(blobs[0])
+    with pytest.raises(ValueError, match="Z has values up to 1e\\+39"):
+        ae.inverse_transform([[1e39, 0.0, 0.0]])
+
+
+def test_fitted_shapes_do_not_follow_later_set_params(blobs):
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        fast_autoencoder().get_feature_names_out()
+    X = blobs[0]
+    ae = fast_autoencoder(max_epochs=1).fit(X).set_params(embedding_dim=4)
+    assert len(ae.get_feature_names_out()) == ae.transform(X).shape[1] == 3
+    assert ae.set_output(transform="pandas").transform(X).shape == (len(X), 3)
+    with pytest.raises(ValueError, match="embedding_dim=3"):
+        ae.inverse_transform(np.zeros((1, 4)))

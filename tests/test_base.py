@@ -1,7 +1,9 @@
 """Shared machinery: devices, parameter rules, data batches, the training loop."""
 
 import contextlib
+from fractions import Fraction
 
+import joblib
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -19,7 +21,7 @@ import skdeepcluster._damic as damic_module
 import skdeepcluster.base as base_module
 from skdeepcluster import CLUSTERERS, AutoEncoder
 from skdeepcluster._core.device import as_current_device, float64_device, resolve_device, seeded
-from skdeepcluster._core.params import Integer, LayerSizes, Options, Real
+from skdeepcluster._core.params import CacheLocation, Integer, LayerSizes, Options, Real
 from skdeepcluster._core.training import _weighted_means, train
 
 from conftest import fast, fast_autoencoder
@@ -162,19 +164,33 @@ def test_seeded_restores_the_global_generator():
     "rule, good, bad",
     [
         (Integer(low=1), [1, np.int64(3)], [0, 1.5, True, None, "2"]),
-        (Real(low=0, low_open=True), [0.1, 3], [0, -1, float("nan"), float("inf"), True]),
-        (Options("a", None), ["a", None], ["b", 0]),
-        (LayerSizes(), [(), (3, 4), [5]], [(0,), 3, ("a",)]),
-        (base_module.VERBOSE_RULE, [0, 2, True, False, np.True_, np.int64(1)], [-1, 0.5, None, "1"]),
+        (
+            Real(low=0, low_open=True),
+            [0.1, 3, np.float32(0.5), 3e38, 10**30],
+            [0, -1, float("nan"), float("inf"), True, Fraction(1, 3), np.array([0.1, 0.2])],
+        ),
+        # numpy's str and bool, as a parameter grid built from an array gives them
+        (Options("a", None, True), ["a", None, np.str_("a"), True, np.True_], ["b", 0, 1, np.array(["a", "b"])]),
+        (LayerSizes(), [(), (3, 4), [5]], [(0,), 3, ("a",), (2**31,), (10**30,)]),
+        (base_module.VERBOSE_RULE, [0, 2, True, False, np.True_, np.int64(1), 10**30], [-1, 0.5, None, "1"]),
+        (CacheLocation(), [None, "/tmp/cache", joblib.Memory(None)], [123, b"/tmp", True]),
     ],
 )
 def test_parameter_rules(rule, good, bad):
+    """Bad values, whatever their type, are refused by a ValueError naming
+    the parameter, never by an error from comparing them."""
     for value in good:
         assert rule.accepts(value), value
     for value in bad:
         assert not rule.accepts(value), value
         with pytest.raises(ValueError, match="'p' parameter of Est must be"):
             rule.check("Est", "p", value)
+
+
+@pytest.mark.parametrize("value", [1e39, 10**400])
+def test_a_float_beyond_float32_is_refused_with_the_reason(value):
+    with pytest.raises(ValueError, match="'p' parameter of Est must be at most 3.4e\\+38 in magnitude"):
+        Real(low=0).check("Est", "p", value)
 
 
 def test_sparse_batches_match_dense():

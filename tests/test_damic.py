@@ -330,3 +330,25 @@ def test_tol_stops_and_every_epoch_record_has_a_loss(unit_blobs):
     assert len(est.history_) == est.n_iter_
     assert all("loss" in record for record in est.history_)
     assert est.history_[-1]["delta_label"] < 0.01
+
+
+def test_decision_can_change_after_fit_and_is_checked(blobs):
+    X, _ = blobs
+    est = fast(DAMIC, n_clusters=3).fit(X)
+    by_gate = est.predict_proba(X)
+    est.set_params(decision="reconstruction")
+    np.testing.assert_allclose(est.predict_proba(X), softmax(-est.reconstruction_errors(X), axis=1))
+    est.set_params(decision="bogus")
+    with pytest.raises(ValueError, match="'decision' parameter"):
+        est.predict(X)
+    np.testing.assert_array_equal(est.set_params(decision="gate").predict_proba(X), by_gate)
+
+
+def test_feature_names_follow_the_fitted_gate(blobs):
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        fast(DAMIC, n_clusters=3).get_feature_names_out()
+    X, _ = blobs
+    est = fast(DAMIC, n_clusters=3).fit(X).set_params(gate_hidden_dims=(7,))
+    assert len(est.get_feature_names_out()) == est.transform(X).shape[1] == 32

@@ -263,12 +263,33 @@ def test_wrong_feature_count_at_predict(cls, fitted):
         ({"hidden_dims": (32, 0)}, "'hidden_dims' parameter"),
         ({"device": "tpu"}, "device must be"),
         ({"device": 3}, "device must be"),
+        ({"learning_rate": 1e39}, "'learning_rate' parameter .* at most 3.4e\\+38"),
+        ({"embedding_dim": 2**40}, "'embedding_dim' parameter"),
+        ({"hidden_dims": (10**30,)}, "'hidden_dims' parameter"),
+        # checked although the given autoencoder leaves nothing to cache
+        ({"memory": 123}, "'memory' parameter"),
     ],
 )
 def test_bad_parameters_raise(cls, blobs, params, match):
     X, _ = blobs
     with pytest.raises(ValueError, match=match):
         fast(cls, **{"n_clusters": 3, **params}).fit(X)
+
+
+def test_parameters_set_after_fit_are_checked_when_predicting(cls, fitted):
+    est, X = fitted
+    est.set_params(batch_size=0)
+    for method in ("predict", "predict_proba", "transform", "score"):
+        with pytest.raises(ValueError, match="'batch_size' parameter"):
+            getattr(est, method)(X)
+
+
+def test_one_row_batches_with_a_batch_norm_autoencoder(cls, blobs):
+    X, _ = blobs
+    X = MinMaxScaler().fit_transform(X[:60])
+    autoencoder = fast(cls).autoencoder.set_params(batch_norm=True).fit(X)
+    est = fast(cls, n_clusters=3, batch_size=1, max_epochs=1, autoencoder=autoencoder).fit(X)
+    assert np.isfinite(est.predict_proba(X)).all()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is present here")

@@ -204,3 +204,13 @@ def test_bad_update_interval(cls, blobs, update_interval):
 def test_bad_gamma(blobs, gamma):
     with pytest.raises(ValueError, match="'gamma' parameter"):
         fast(IDEC, n_clusters=3, gamma=gamma).fit(blobs[0])
+
+
+def test_a_fitted_bce_autoencoder_needs_unit_interval_data(blobs):
+    X = MinMaxScaler().fit_transform(blobs[0])
+    autoencoder = fast(IDEC).autoencoder.set_params(loss="bce", output_activation="sigmoid").fit(X)
+    fast(IDEC, n_clusters=3, autoencoder=autoencoder).fit(X)
+    with pytest.raises(ValueError, match=r"loss='bce' \(its reconstruction term\) needs every feature in \[0, 1\]"):
+        fast(IDEC, n_clusters=3, autoencoder=autoencoder).fit(X * 5)
+    # DEC has no reconstruction term
+    fast(DEC, n_clusters=3, autoencoder=autoencoder).fit(X * 5)

@@ -9,6 +9,10 @@ import numbers
 
 import numpy as np
 
+#: Largest float32: a float parameter enters float32 training, where a
+#: larger one becomes inf.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 
 class Rule:
     description = ""
@@ -47,6 +51,8 @@ class Integer(Rule):
 
 
 class Real(Rule):
+    """A float (or int) in the given bounds, finite in float32."""
+
     def __init__(self, low=None, high=None, low_open=False, high_open=False, allow_none=False):
         self.low, self.high = low, high
         self.low_open, self.high_open = low_open, high_open
@@ -60,12 +66,34 @@ class Real(Rule):
         if allow_none:
             self.description += " or None"
 
+    @staticmethod
+    def _is_number(value):
+        # float, int and their numpy kinds; not bool, nor Fraction or
+        # pandas.NA, which the training code cannot use as numbers
+        return not isinstance(value, (bool, np.bool_)) and isinstance(value, (float, numbers.Integral, np.floating))
+
+    def _beyond_float32(self, value):
+        """Finite, but too large for float32."""
+        if not self._is_number(value):
+            return False
+        try:
+            value = float(value)
+        except OverflowError:  # an int beyond float64
+            return True
+        return bool(np.isfinite(value)) and abs(value) > FLOAT32_MAX
+
+    def check(self, owner, name, value):
+        if self._beyond_float32(value):
+            raise ValueError(
+                f"The {name!r} parameter of {owner} must be at most {FLOAT32_MAX:.3g} in magnitude, "
+                f"as training runs in float32; got {value!r}."
+            )
+        super().check(owner, name, value)
+
     def accepts(self, value):
         if value is None:
             return self.allow_none
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-            return False
-        if not np.isfinite(value):
+        if not self._is_number(value) or self._beyond_float32(value) or not np.isfinite(float(value)):
             return False
         if self.low is not None and (value <= self.low if self.low_open else value < self.low):
             return False
@@ -80,16 +108,25 @@ class Options(Rule):
         self.description = "one of " + ", ".join(repr(o) for o in options)
 
     def accepts(self, value):
-        return any(value == o and type(value) is type(o) for o in self.options)
+        if isinstance(value, np.generic):  # numpy's str and bool, as from a parameter grid array
+            value = value.item()
+        # the type first: no comparison of arrays, pandas.NA or huge ints with a bool
+        return any(type(value) is type(o) and value == o for o in self.options)
+
+
+#: Widest layer a rule lets through; wider ones overflow torch's size
+#: arguments or its allocator.
+MAX_LAYER_WIDTH = 2**31 - 1
+LAYER_WIDTH = Integer(low=1, high=MAX_LAYER_WIDTH)
 
 
 class LayerSizes(Rule):
-    description = "a tuple of positive ints (an empty tuple for no hidden layer)"
+    description = f"a tuple of ints from 1 to {MAX_LAYER_WIDTH} (an empty tuple for no hidden layer)"
 
     def accepts(self, value):
         if not isinstance(value, (tuple, list)):
             return False
-        return all(Integer(low=1).accepts(v) for v in value)
+        return all(LAYER_WIDTH.accepts(v) for v in value)
 
 
 class AnyOf(Rule):
@@ -99,6 +136,16 @@ class AnyOf(Rule):
 
     def accepts(self, value):
         return any(r.accepts(value) for r in self.rules)
+
+
+class CacheLocation(Rule):
+    """What ``sklearn.utils.validation.check_memory`` takes, checked in
+    ``fit`` even when no pretraining runs to use it."""
+
+    description = "None, a directory path (str) or an object with joblib.Memory's interface"
+
+    def accepts(self, value):
+        return value is None or isinstance(value, str) or hasattr(value, "cache")
 
 
 class Anything(Rule):

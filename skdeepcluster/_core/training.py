@@ -6,6 +6,7 @@ supplies the loss of one batch and, optionally, a whole-data *checkpoint*
 (IDEC's target distribution, Deep k-Means' alpha schedule, ...).
 """
 
+import contextlib
 import math
 import time
 
@@ -94,6 +95,25 @@ def batch_bounds(n_samples, batch_size):
     if n_batches > 1 and bounds[-1] - bounds[-2] == 1:
         bounds = bounds[:-2] + [n_samples]
     return bounds
+
+
+@contextlib.contextmanager
+def single_row_safe(module, n_rows):
+    """Run a one-row training batch with batch norm on its running statistics.
+
+    Batch statistics of one row are undefined (torch raises); the training
+    loop yields such batches only with ``batch_size=1``, as it merges a
+    one-row last batch into the one before (:func:`batch_bounds`). The
+    gradient still flows through every weight.
+    """
+    frozen = n_rows == 1 and module.training
+    if frozen:
+        module.eval()
+    try:
+        yield
+    finally:
+        if frozen:
+            module.train()
 
 
 def train(
