@@ -139,7 +139,7 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
     device : str or torch.device, default="auto"
         ``"auto"`` (CUDA when present, else the CPU), ``"cpu"``, ``"cuda"``,
         ``"cuda:N"`` or ``"mps"`` (untested; see the README).
-    memory : None, str or joblib.Memory, default=None
+    memory : None, str, os.PathLike or joblib.Memory, default=None
         Cache of the trained weights, keyed on the data, the settings and
         the seed: a second fit with the same arguments reads them back.
     random_state : int, RandomState instance or None, default=None
@@ -283,20 +283,22 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         self.verbose = verbose
 
     def _config(self):
+        # plain Python values: numpy's (from a parameter grid array) would
+        # change the pretraining cache's key, not the training
         return {
             "hidden_dims": tuple(int(h) for h in self.hidden_dims),
             "embedding_dim": int(self.embedding_dim),
             "max_epochs": int(self.max_epochs),
             "batch_size": int(self.batch_size),
-            "optimizer": self.optimizer,
-            "learning_rate": self.learning_rate,
+            "optimizer": str(self.optimizer),
+            "learning_rate": None if self.learning_rate is None else float(self.learning_rate),
             "momentum": float(self.momentum),
             "input_noise": float(self.input_noise),
-            "loss": self.loss,
-            "activation": self.activation,
-            "output_activation": self.output_activation,
+            "loss": str(self.loss),
+            "activation": str(self.activation),
+            "output_activation": None if self.output_activation is None else str(self.output_activation),
             "batch_norm": bool(self.batch_norm),
-            "weight_init": self.weight_init,
+            "weight_init": str(self.weight_init),
         }
 
     def _build_network(self, n_features, seed):

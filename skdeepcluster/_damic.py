@@ -305,7 +305,7 @@ class DAMIC(BaseDeepClusterer):
     device : str or torch.device, default="auto"
         ``"auto"`` (CUDA when present, else the CPU), ``"cpu"``, ``"cuda"``,
         ``"cuda:N"`` or ``"mps"`` (untested; see the README).
-    memory : None, str or joblib.Memory, default=None
+    memory : None, str, os.PathLike or joblib.Memory, default=None
         Caches the pre-training of the single autoencoder.
     random_state : int, RandomState instance or None, default=None
     verbose : int or bool, default=0
@@ -547,6 +547,7 @@ class DAMIC(BaseDeepClusterer):
     (200, 80)
     """
 
+    _prediction_parameters = ("decision",)
     _parameter_rules = {
         **SHARED_RULES,
         "decision": Options("gate", "reconstruction"),

@@ -118,7 +118,7 @@ class DeepGMM(BaseDeepClusterer):
         ``"auto"`` (CUDA when present, else the CPU), ``"cpu"``, ``"cuda"``
         or ``"cuda:N"``. ``"mps"`` is refused: the mixture is trained in
         float64, which MPS lacks.
-    memory : None, str or joblib.Memory, default=None
+    memory : None, str, os.PathLike or joblib.Memory, default=None
         Caches the pretraining.
     random_state : int, RandomState instance or None, default=None
     verbose : int or bool, default=0

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ._core.distances import squared_distances
-from ._core.params import AnyOf, Options, Real
+from ._core.params import FLOAT32_MAX, AnyOf, Options, Real
 from .base import SHARED_RULES, BaseDeepClusterer
 
 
@@ -26,16 +26,17 @@ def annealing_alphas(n_values=40, start=0.1):
 
 
 class _SequenceOfPositiveFloats:
-    description = "a positive float, 'annealing' or a non-empty sequence of positive floats"
+    description = f"a positive float, 'annealing' or a non-empty sequence of positive floats up to {FLOAT32_MAX:.3g}"
 
     def accepts(self, value):
         if isinstance(value, (str, numbers.Number)):
             return False
         try:
             values = np.asarray(value, dtype=float)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return False
-        return values.ndim == 1 and values.size > 0 and bool(np.all(np.isfinite(values) & (values > 0)))
+        # alpha multiplies float32 distances
+        return values.ndim == 1 and values.size > 0 and bool(np.all((values > 0) & (values <= FLOAT32_MAX)))
 
 
 def soft_kmeans_weights(distances, alpha):
@@ -99,7 +100,7 @@ class DeepKMeans(BaseDeepClusterer):
     device : str or torch.device, default="auto"
         ``"auto"`` (CUDA when present, else the CPU), ``"cpu"``, ``"cuda"``,
         ``"cuda:N"`` or ``"mps"`` (untested; see the README).
-    memory : None, str or joblib.Memory, default=None
+    memory : None, str, os.PathLike or joblib.Memory, default=None
         Caches the pretraining.
     random_state : int, RandomState instance or None, default=None
     verbose : int or bool, default=0

@@ -2,13 +2,11 @@
 
 import numpy as np
 import torch
-from sklearn.frozen import FrozenEstimator
 from torch import nn
 
 from ._core.autoencoder import reconstruction_loss
 from ._core.distances import squared_distances
 from ._core.params import AnyOf, Integer, Options, Real
-from ._autoencoder import AutoEncoder
 from .base import SHARED_RULES, BaseDeepClusterer, check_unit_interval
 
 
@@ -113,7 +111,7 @@ class IDEC(BaseDeepClusterer):
         ``"auto"`` (CUDA when present, else the CPU), ``"cpu"``, ``"cuda"``
         or ``"cuda:N"``. ``"mps"`` is refused: the target distribution is
         computed in float64, which MPS lacks.
-    memory : None, str or joblib.Memory, default=None
+    memory : None, str, os.PathLike or joblib.Memory, default=None
         Caches the pretraining, so that refits (e.g. a search over ``gamma``)
         pretrain once.
     random_state : int, RandomState instance or None, default=None
@@ -275,12 +273,10 @@ class IDEC(BaseDeepClusterer):
         return self.gamma
 
     def _check_method_params(self, X):
-        given = self.autoencoder
-        if isinstance(given, FrozenEstimator):
-            given = given.estimator
+        given, _ = self._given_autoencoder()
         # a fitted autoencoder's binary cross-entropy becomes L_r here, with
         # no fit of the autoencoder to check X first
-        if self._with_reconstruction and isinstance(given, AutoEncoder) and given.loss == "bce":
+        if self._with_reconstruction and getattr(given, "loss", None) == "bce":
             check_unit_interval(
                 X, f"{type(self).__name__} with an autoencoder of loss='bce' (its reconstruction term)",
                 "give an autoencoder with loss='mse'",
@@ -372,7 +368,7 @@ class DEC(IDEC):
         updates of ``P`` (DEC's 0.1 %). ``0`` disables the rule.
     device : str or torch.device, default="auto"
         As for :class:`IDEC`; ``"mps"`` is refused.
-    memory : None, str or joblib.Memory, default=None
+    memory : None, str, os.PathLike or joblib.Memory, default=None
         Caches the pretraining.
     random_state : int, RandomState instance or None, default=None
     verbose : int or bool, default=0

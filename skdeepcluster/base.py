@@ -47,9 +47,15 @@ VERBOSE_RULE = AnyOf(Options(False, True), Integer(low=0))  # bools (numpy's too
 
 
 def stored_values(X):
-    """The values of dense or sparse ``X`` as stored for training: a COO
-    matrix's duplicated entries summed, as its CSR form has them."""
-    return X.tocsr().data if sp.issparse(X) else X
+    """The values of dense or sparse ``X`` as training sees them: a sparse
+    matrix's duplicated entries summed, as densifying its batches does."""
+    if not sp.issparse(X):
+        return X
+    X = X.tocsr()
+    if not X.has_canonical_format:
+        X = X.copy()  # not the caller's matrix
+        X.sum_duplicates()
+    return X.data
 
 
 def check_float32_range(X, name):
@@ -93,6 +99,10 @@ class TorchEstimatorMixin:
     """Validation, device, seeding, batched inference and pickling."""
 
     _parameter_rules = {}
+
+    #: Parameters that prediction reads (DAMIC's ``decision``), rather than
+    #: the fitted attributes: checked again at every prediction.
+    _prediction_parameters = ()
 
     #: Whether training keeps float64 tensors on the training device, which
     #: Apple's MPS backend cannot hold.
@@ -164,9 +174,9 @@ class TorchEstimatorMixin:
         """``function(module, x)`` over validated ``X`` with the fitted network:
         the body of every prediction method."""
         check_is_fitted(self)
-        # parameters read at prediction time (DAMIC's decision) may have
-        # been set after fit
-        self._validate_params()
+        # set since fit, perhaps (fit checked the others, which prediction
+        # does not read)
+        validate_params(self, self._prediction_parameters)
         X = self._validate_X(X, reset=False)
         return self._map_batches(X, function, self._inference_copy(self.module_))
 
@@ -208,7 +218,7 @@ SHARED_RULES = {
     "max_epochs": Integer(low=0),
     "batch_size": Integer(low=1),
     "learning_rate": Real(low=0, low_open=True),
-    "tol": Real(low=0),
+    "tol": Real(low=0, float32=False),  # compared in Python floats
     "device": DEVICE_RULE,
     "memory": CacheLocation(),
     "random_state": Anything(),
@@ -446,17 +456,20 @@ class BaseDeepClusterer(
     def _finish_fit(self):
         """Copy the learnt clustering parameters to public attributes."""
 
+    def _given_autoencoder(self):
+        """The ``autoencoder`` parameter out of its FrozenEstimator, if any,
+        and whether it was in one."""
+        frozen = isinstance(self.autoencoder, FrozenEstimator)
+        return (self.autoencoder.estimator if frozen else self.autoencoder), frozen
+
     def _pretrained_autoencoder(self, X, random_state):
         from ._autoencoder import AutoEncoder
 
-        given = self.autoencoder
+        given, frozen = self._given_autoencoder()
         if given is None:
             if self.pretrain_epochs == 0:
                 return None
             return self._default_autoencoder(random_state).fit(X)
-        frozen = isinstance(given, FrozenEstimator)
-        if frozen:
-            given = given.estimator
         if not isinstance(given, AutoEncoder):
             raise TypeError(
                 "autoencoder must be None, a skdeepcluster.AutoEncoder (fitted "

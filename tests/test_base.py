@@ -2,6 +2,7 @@
 
 import contextlib
 from fractions import Fraction
+from pathlib import Path
 
 import joblib
 import numpy as np
@@ -21,7 +22,7 @@ import skdeepcluster._damic as damic_module
 import skdeepcluster.base as base_module
 from skdeepcluster import CLUSTERERS, AutoEncoder
 from skdeepcluster._core.device import as_current_device, float64_device, resolve_device, seeded
-from skdeepcluster._core.params import CacheLocation, Integer, LayerSizes, Options, Real
+from skdeepcluster._core.params import AnyOf, CacheLocation, Integer, LayerSizes, Options, Real
 from skdeepcluster._core.training import _weighted_means, train
 
 from conftest import fast, fast_autoencoder
@@ -173,7 +174,7 @@ def test_seeded_restores_the_global_generator():
         (Options("a", None, True), ["a", None, np.str_("a"), True, np.True_], ["b", 0, 1, np.array(["a", "b"])]),
         (LayerSizes(), [(), (3, 4), [5]], [(0,), 3, ("a",), (2**31,), (10**30,)]),
         (base_module.VERBOSE_RULE, [0, 2, True, False, np.True_, np.int64(1), 10**30], [-1, 0.5, None, "1"]),
-        (CacheLocation(), [None, "/tmp/cache", joblib.Memory(None)], [123, b"/tmp", True]),
+        (CacheLocation(), [None, "/tmp/cache", Path("/tmp/cache"), joblib.Memory(None)], [123, b"/tmp", True]),
     ],
 )
 def test_parameter_rules(rule, good, bad):
@@ -188,9 +189,29 @@ def test_parameter_rules(rule, good, bad):
 
 
 @pytest.mark.parametrize("value", [1e39, 10**400])
-def test_a_float_beyond_float32_is_refused_with_the_reason(value):
+@pytest.mark.parametrize("rule", [Real(low=0), AnyOf(Real(low=0), Options("auto"))])
+def test_a_float_beyond_float32_is_refused_with_the_reason(rule, value):
     with pytest.raises(ValueError, match="'p' parameter of Est must be at most 3.4e\\+38 in magnitude"):
-        Real(low=0).check("Est", "p", value)
+        rule.check("Est", "p", value)
+
+
+def test_a_float_out_of_bounds_is_refused_for_its_bounds_whatever_its_size():
+    with pytest.raises(ValueError, match=r"must be a float >= 0 and < 1; got 1e\+39"):
+        Real(low=0, high=1, high_open=True).check("Est", "p", 1e39)
+    with pytest.raises(ValueError, match="must be a float > 0; got -1e\\+39"):
+        Real(low=0, low_open=True).check("Est", "p", -1e39)
+    # a value compared in Python floats only
+    Real(low=0, float32=False).check("Est", "tol", 1e39)
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+def test_stored_values_sum_the_duplicates_of_any_sparse_format(fmt):
+    matrix = getattr(sp, f"{fmt}_matrix")
+    X = matrix((np.array([0.6, 0.6, 0.5]), np.array([0, 0, 1]), np.array([0, 2, 3])), shape=(2, 2))
+    assert base_module.stored_values(X).max() == pytest.approx(1.2)
+    assert X.nnz == 3  # the caller's matrix is left as it was
+    with pytest.raises(ValueError, match=r"X spans \[0, 1.2\]"):
+        base_module.check_unit_interval(X, "this", "that")
 
 
 def test_sparse_batches_match_dense():

@@ -82,7 +82,7 @@ def test_alpha_sequence_is_spread_over_epochs(blobs, n_rows):
     assert est.alpha_ == est.history_[-1]["alpha"]
 
 
-@pytest.mark.parametrize("alpha", [0.0, -1.0, "anneal", [], [1.0, -2.0]])
+@pytest.mark.parametrize("alpha", [0.0, -1.0, "anneal", [], [1.0, -2.0], [1.0, 1e39], [10**400]])
 def test_bad_alpha(blobs, alpha):
     with pytest.raises(ValueError, match="'alpha' parameter"):
         fast(DeepKMeans, n_clusters=3, alpha=alpha).fit(blobs[0])

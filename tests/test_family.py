@@ -138,6 +138,16 @@ def test_memory_caches_pretraining(cls, blobs, tmp_path):
     assert changed_data.autoencoder_.from_cache_ is False
 
 
+def test_memory_takes_a_path_object_and_numpy_options_share_its_cache(cls, blobs, tmp_path):
+    X, _ = blobs
+    first = fast(cls, n_clusters=3, memory=tmp_path).fit(X)
+    assert first.autoencoder_.from_cache_ is False
+    # the same recipe with numpy's str, as a parameter grid array gives it
+    numpy_options = fast(cls).autoencoder.set_params(optimizer=np.str_("adam"))
+    second = fast(cls, n_clusters=3, memory=tmp_path, autoencoder=numpy_options).fit(X)
+    assert second.autoencoder_.from_cache_ is True
+
+
 def test_default_pretraining_path_is_cached(cls, blobs, tmp_path):
     X, _ = blobs
     X = MinMaxScaler().fit_transform(X)
@@ -268,6 +278,8 @@ def test_wrong_feature_count_at_predict(cls, fitted):
         ({"hidden_dims": (10**30,)}, "'hidden_dims' parameter"),
         # checked although the given autoencoder leaves nothing to cache
         ({"memory": 123}, "'memory' parameter"),
+        # the bounds, not float32's range, are what it breaks
+        ({"learning_rate": -1e39}, "'learning_rate' parameter .* must be a float > 0"),
     ],
 )
 def test_bad_parameters_raise(cls, blobs, params, match):
@@ -276,12 +288,17 @@ def test_bad_parameters_raise(cls, blobs, params, match):
         fast(cls, **{"n_clusters": 3, **params}).fit(X)
 
 
-def test_parameters_set_after_fit_are_checked_when_predicting(cls, fitted):
+def test_prediction_reads_the_fit_not_later_training_parameters(cls, fitted):
     est, X = fitted
-    est.set_params(batch_size=0)
-    for method in ("predict", "predict_proba", "transform", "score"):
-        with pytest.raises(ValueError, match="'batch_size' parameter"):
-            getattr(est, method)(X)
+    expected = est.predict_proba(X)
+    # invalid, but only for a next fit (as in an estimator pickled by a
+    # version with looser rules)
+    est.set_params(batch_size=0, hidden_dims=None, memory=123)
+    np.testing.assert_array_equal(est.predict_proba(X), expected)
+    for method in ("predict", "transform", "score"):
+        getattr(est, method)(X)
+    with pytest.raises(ValueError, match="'(batch_size|hidden_dims|memory)' parameter"):
+        est.fit(X)
 
 
 def test_one_row_batches_with_a_batch_norm_autoencoder(cls, blobs):

@@ -35,7 +35,7 @@ def cached_call(memory, func, ignore=(), **kwargs):
 
     Parameters
     ----------
-    memory : None, str or joblib.Memory
+    memory : None, str, os.PathLike or joblib.Memory
         As sklearn's ``Pipeline(memory=...)``: ``None`` disables caching.
     func : callable
         A module-level function (joblib keys the cache on its code).
@@ -50,6 +50,8 @@ def cached_call(memory, func, ignore=(), **kwargs):
     from_cache : bool
         True when the result was read from the cache.
     """
+    if isinstance(memory, os.PathLike):  # which sklearn's check_memory refuses
+        memory = os.fspath(memory)
     memory = check_memory(memory)
     if getattr(memory, "location", None) is None:
         return func(**kwargs), False

@@ -1,11 +1,13 @@
 """Declarative checks for estimator parameters.
 
 Each estimator lists ``_parameter_rules = {"name": rule, ...}``; the rules
-run in ``fit`` and raise a ``ValueError`` (or ``TypeError``) that names the
-estimator, the parameter, what is allowed and what was given.
+run in ``fit`` (and those of ``_prediction_parameters`` again when
+predicting) and raise a ``ValueError`` that names the estimator, the
+parameter, what is allowed and what was given.
 """
 
 import numbers
+import os
 
 import numpy as np
 
@@ -20,12 +22,14 @@ class Rule:
     def accepts(self, value):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def problem(self, value):
+        """What is wrong with ``value`` ("must be ..."), or None."""
+        return None if self.accepts(value) else f"must be {self.description}"
+
     def check(self, owner, name, value):
-        if not self.accepts(value):
-            raise ValueError(
-                f"The {name!r} parameter of {owner} must be "
-                f"{self.description}; got {value!r}."
-            )
+        problem = self.problem(value)
+        if problem is not None:
+            raise ValueError(f"The {name!r} parameter of {owner} {problem}; got {value!r}.")
 
 
 class Integer(Rule):
@@ -51,12 +55,14 @@ class Integer(Rule):
 
 
 class Real(Rule):
-    """A float (or int) in the given bounds, finite in float32."""
+    """A float (or int) in the given bounds; with ``float32``, also within
+    float32's range, for a value that enters float32 training."""
 
-    def __init__(self, low=None, high=None, low_open=False, high_open=False, allow_none=False):
+    def __init__(self, low=None, high=None, low_open=False, high_open=False, allow_none=False, float32=True):
         self.low, self.high = low, high
         self.low_open, self.high_open = low_open, high_open
         self.allow_none = allow_none
+        self.float32 = float32
         bounds = []
         if low is not None:
             bounds.append(("> " if low_open else ">= ") + f"{low}")
@@ -72,34 +78,31 @@ class Real(Rule):
         # pandas.NA, which the training code cannot use as numbers
         return not isinstance(value, (bool, np.bool_)) and isinstance(value, (float, numbers.Integral, np.floating))
 
-    def _beyond_float32(self, value):
-        """Finite, but too large for float32."""
+    def _in_bounds(self, value):
+        """A number, finite in float64 (or an int of any size), in the bounds."""
         if not self._is_number(value):
             return False
-        try:
-            value = float(value)
-        except OverflowError:  # an int beyond float64
-            return True
-        return bool(np.isfinite(value)) and abs(value) > FLOAT32_MAX
-
-    def check(self, owner, name, value):
-        if self._beyond_float32(value):
-            raise ValueError(
-                f"The {name!r} parameter of {owner} must be at most {FLOAT32_MAX:.3g} in magnitude, "
-                f"as training runs in float32; got {value!r}."
-            )
-        super().check(owner, name, value)
-
-    def accepts(self, value):
-        if value is None:
-            return self.allow_none
-        if not self._is_number(value) or self._beyond_float32(value) or not np.isfinite(float(value)):
+        if not isinstance(value, numbers.Integral) and not np.isfinite(value):
             return False
         if self.low is not None and (value <= self.low if self.low_open else value < self.low):
             return False
         if self.high is not None and (value >= self.high if self.high_open else value > self.high):
             return False
         return True
+
+    def _beyond_float32(self, value):
+        """In the bounds, but too large for the float32 it is used in."""
+        return self.float32 and self._in_bounds(value) and abs(value) > FLOAT32_MAX
+
+    def accepts(self, value):
+        if value is None:
+            return self.allow_none
+        return self._in_bounds(value) and not self._beyond_float32(value)
+
+    def problem(self, value):
+        if self._beyond_float32(value):
+            return f"must be at most {FLOAT32_MAX:.3g} in magnitude, as training runs in float32"
+        return super().problem(value)
 
 
 class Options(Rule):
@@ -137,15 +140,24 @@ class AnyOf(Rule):
     def accepts(self, value):
         return any(r.accepts(value) for r in self.rules)
 
+    def problem(self, value):
+        if self.accepts(value):
+            return None
+        # a rule whose kind the value has explains best (a float beyond float32)
+        for rule in self.rules:
+            if isinstance(rule, Real) and rule._beyond_float32(value):
+                return rule.problem(value)
+        return super().problem(value)
+
 
 class CacheLocation(Rule):
     """What ``sklearn.utils.validation.check_memory`` takes, checked in
     ``fit`` even when no pretraining runs to use it."""
 
-    description = "None, a directory path (str) or an object with joblib.Memory's interface"
+    description = "None, a directory path (str or os.PathLike) or an object with joblib.Memory's interface"
 
     def accepts(self, value):
-        return value is None or isinstance(value, str) or hasattr(value, "cache")
+        return value is None or isinstance(value, (str, os.PathLike)) or hasattr(value, "cache")
 
 
 class Anything(Rule):
@@ -155,9 +167,11 @@ class Anything(Rule):
         return True
 
 
-def validate_params(estimator):
-    """Run every rule of ``estimator._parameter_rules`` on its parameters."""
+def validate_params(estimator, names=None):
+    """Run the rules of ``estimator._parameter_rules`` on its parameters:
+    every rule, or those of ``names``."""
     params = estimator.get_params(deep=False)
     owner = type(estimator).__name__
     for name, rule in estimator._parameter_rules.items():
-        rule.check(owner, name, params[name])
+        if names is None or name in names:
+            rule.check(owner, name, params[name])
