@@ -239,7 +239,8 @@ class BaseDeepClusterer(
 
     Notes
     -----
-    The hooks a method fills in:
+    The hooks a method fills in; ``_init_clusters``, ``_on_checkpoint``,
+    ``_batch_loss`` and ``_soft_assign`` have no default:
 
     ``_build_module(n_features, autoencoder, seed) -> torch.nn.Module``
         The trainable network. Default: the pretrained autoencoder's network
@@ -248,10 +249,17 @@ class BaseDeepClusterer(
         Clustering parameters from the pretrained autoencoder's embedding
         ``Z`` of all rows (a tensor on ``device_``); may register new
         parameters on ``self.module_`` or run its own pretraining through
-        ``skdeepcluster._core.training.train``. Returns initial labels.
+        ``skdeepcluster._core.training.train``. Returns initial labels (an
+        int64 tensor, as ``_kmeans`` gives). State that training does not
+        update by gradient (centres moved in closed form, counts) goes in
+        buffers (``module_.register_buffer``), so that it is pickled, moved
+        between devices and cast to float64 for prediction with the rest.
     ``_on_checkpoint(step, data) -> labels``
         Whole-data update every ``_checkpoint_interval()`` steps (IDEC's
-        target distribution, DKM's alpha schedule). Returns hard labels.
+        target distribution, DKM's alpha schedule), the first at step 0,
+        before any training step. Returns hard labels as a new tensor: the
+        loop keeps it to count the next change, so a tensor changed in place
+        later would read as no change.
     ``_on_training_end(step, data) -> labels or None``
         Runs once after the last epoch when the epochs ran out (a ``tol``
         stop already follows a checkpoint): the update that would have
@@ -260,13 +268,28 @@ class BaseDeepClusterer(
         record of ``history_`` and sets ``converged_`` when below ``tol``.
         Default: nothing, and None.
     ``_batch_loss(x, index) -> dict``
-        Loss parts of one mini-batch; ``"loss"`` is minimised.
-    ``_embed(module, x)``, ``_soft_assign(module, x)``
-        Embedding and cluster probabilities of a batch, used by
-        ``transform`` and ``predict_proba``.
+        Loss parts of one mini-batch; ``"loss"`` is minimised. A one-row
+        batch (``batch_size=1``) runs with batch norm on its running
+        statistics.
+    ``_embed(module, x)``, ``_soft_assign(module, x)``, ``_hard_assign(module, x)``
+        Embedding, cluster probabilities and labels of a batch, used by
+        ``transform``, ``predict_proba`` and ``predict`` (default: the
+        argmax of ``_soft_assign``). They read the fitted ``module`` and
+        fitted attributes only, not parameters that a later ``set_params``
+        could change (list those that prediction must read, such as DAMIC's
+        ``decision``, in ``_prediction_parameters``). ``_soft_assign`` must
+        let NaN through, as the end-of-fit divergence check relies on it.
+    ``_check_method_params(X)``, ``_finish_fit()``
+        Checks that need the data, before pretraining; the copy of learnt
+        clustering parameters to public attributes after training, when
+        ``_fit_state`` is gone.
 
     Per-sample training state lives in ``self._fit_state`` (a dict) and is
-    deleted when ``fit`` ends.
+    deleted when training ends. Class attributes a method may set:
+    ``_parameter_rules`` (its parameters' checks, usually ``SHARED_RULES``
+    and its own), ``_clustering_weight_name`` (named by the empty-cluster
+    warning), ``_float64_training`` (keeps float64 tensors on the training
+    device, which MPS refuses) and ``_prediction_parameters``.
     """
 
     _parameter_rules = SHARED_RULES
@@ -336,17 +359,18 @@ class BaseDeepClusterer(
             return torch.cat([encoder(x) for x in data.chunks(_INFERENCE_CHUNK)])
 
     def _kmeans(self, Z, seed, n_init=10):
-        """sklearn KMeans on an embedding tensor; returns (centers, labels) tensors."""
+        """sklearn KMeans on an embedding tensor; returns (centers, labels)
+        tensors, the labels int64 (torch's index type), as every label tensor."""
         km = KMeans(self.n_clusters, n_init=n_init, random_state=seed)
         labels = km.fit_predict(Z.detach().cpu().double().numpy())
         centers = torch.as_tensor(km.cluster_centers_, dtype=Z.dtype, device=Z.device)
-        return centers, torch.as_tensor(labels, device=Z.device)
+        return centers, torch.as_tensor(labels, dtype=torch.int64, device=Z.device)
 
     def _fit_gaussian_mixture(self, Z, seed, n_init=10, covariance_type="full"):
-        """sklearn GaussianMixture fitted on an embedding tensor; returns (model, labels)."""
+        """sklearn GaussianMixture fitted on an embedding tensor; returns (model, int64 labels)."""
         gmm = GaussianMixture(self.n_clusters, covariance_type=covariance_type, n_init=n_init, random_state=seed)
         labels = gmm.fit_predict(Z.detach().cpu().double().numpy())
-        return gmm, torch.as_tensor(labels, device=Z.device)
+        return gmm, torch.as_tensor(labels, dtype=torch.int64, device=Z.device)
 
     def _gaussian_mixture(self, Z, seed, n_init=10):
         """Full-covariance sklearn GaussianMixture on an embedding tensor; returns (means, labels) tensors."""
