@@ -247,6 +247,23 @@ def test_sparse_batches_match_dense():
     torch.testing.assert_close(torch.cat(list(sparse.chunks(16))), dense.slice(0, 50))
 
 
+def test_chunks_of_wide_data_hold_fewer_rows(monkeypatch, blobs):
+    import skdeepcluster._core.data as data_module
+
+    X = sp.random(50, 40, density=0.1, format="csr", random_state=0)
+    monkeypatch.setattr(data_module, "MAX_CHUNK_ENTRIES", 400)  # 10 rows of 40 features
+    chunks = list(DeviceData(X, "cpu").chunks(16))
+    assert [len(c) for c in chunks] == [10] * 5
+    torch.testing.assert_close(torch.cat(chunks), DeviceData(X.toarray(), "cpu").slice(0, 50))
+    # prediction does not depend on the chunking
+    Xb, _ = blobs
+    est = fast(CLUSTERERS[0], n_clusters=3).fit(Xb)
+    monkeypatch.setattr(data_module, "MAX_CHUNK_ENTRIES", 10 * Xb.shape[1])
+    chunked = est.predict_proba(Xb)
+    monkeypatch.undo()
+    np.testing.assert_allclose(chunked, est.predict_proba(Xb), rtol=0, atol=1e-12)
+
+
 def test_device_data_copies_read_only_input():
     X = np.ones((4, 2))
     X.setflags(write=False)

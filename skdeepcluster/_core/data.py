@@ -4,6 +4,11 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+#: Most entries of one dense chunk of ``DeviceData.chunks``: 128 MB in
+#: float64, so that wide inputs (a TF-IDF matrix of 50,000 terms) are
+#: served in fewer rows at a time rather than as gigabyte blocks.
+MAX_CHUNK_ENTRIES = 2**24
+
 
 class DeviceData:
     """Holds ``X`` for training and inference.
@@ -50,7 +55,9 @@ class DeviceData:
         return self._from_sparse(self._sparse[start:stop])
 
     def chunks(self, chunk_size):
-        """Yield dense batches covering all rows in order."""
+        """Yield dense batches of at most ``chunk_size`` rows (fewer for
+        wide data, see :data:`MAX_CHUNK_ENTRIES`) covering all rows in order."""
+        chunk_size = max(1, min(chunk_size, MAX_CHUNK_ENTRIES // max(1, self.n_features)))
         for start in range(0, self.n_samples, chunk_size):
             yield self.slice(start, min(start + chunk_size, self.n_samples))
 
