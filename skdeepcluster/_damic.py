@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from sklearn.exceptions import ConvergenceWarning
 from torch import nn
 
+from ._core import data as device_data
 from ._core.autoencoder import ACTIVATIONS, glorot_init_, mlp, reconstruction_loss
 from ._core.params import AnyOf, Integer, LayerSizes, Options
 from ._core.training import single_row_safe, train
@@ -190,10 +191,26 @@ class DAMICNetwork(nn.Module):
         """h(x): the gate's last hidden layer."""
         return self.gate[:-1](x)
 
+    def distances(self, x):
+        """``d(x, f_i(x))`` for every expert, shape (n, K).
+
+        The experts' activations are K times a single network's. In eval
+        mode batch norm uses its running statistics and rows are
+        independent, so a large ``x`` (a whole-data chunk at prediction)
+        runs in row blocks whose stacked activations hold at most
+        ``MAX_CHUNK_ENTRIES`` entries; in training mode the batch is the
+        caller's, since splitting it would change the batch statistics.
+        """
+        if self.experts.training:
+            return half_squared_errors(x, self.experts(x))
+        entries_per_row = self.experts.n_models * max(self.experts.sizes)
+        rows = max(1, device_data.MAX_CHUNK_ENTRIES // entries_per_row)
+        return torch.cat([half_squared_errors(part, self.experts(part)) for part in x.split(rows)])
+
     def forward(self, x):
         """``(log p(c|x), d)``, both of shape (n, K)."""
         log_gate = torch.log_softmax(self.gate(x), dim=1)
-        return log_gate, half_squared_errors(x, self.experts(x))
+        return log_gate, self.distances(x)
 
 
 class _ClusterRows:
@@ -761,7 +778,7 @@ class DAMIC(BaseDeepClusterer):
     def _soft_assign(self, module, x):
         if self.decision == "gate":
             return torch.softmax(module.gate(x), dim=1)
-        return torch.softmax(-half_squared_errors(x, module.experts(x)), dim=1)
+        return torch.softmax(-module.distances(x), dim=1)
 
     @property
     def cluster_sizes_(self):
@@ -784,7 +801,7 @@ class DAMIC(BaseDeepClusterer):
             ``d(x, f_i(x)) = ||x - f_i(x)||^2 / 2``; its row argmin is the
             decision rule of eq. (6).
         """
-        return self._map(X, lambda m, x: half_squared_errors(x, m.experts(x)))
+        return self._map(X, lambda m, x: m.distances(x))
 
     def posterior_proba(self, X):
         """Soft assignments ``w_i`` of eq. (5), the mixture's posterior.

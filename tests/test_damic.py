@@ -1,5 +1,7 @@
 """DAMIC: the mixture loss, its posterior, the batched experts and both decision rules."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -142,6 +144,31 @@ def test_batched_expert_gradients_equal_per_expert_gradients():
         linears = [m for m in single if isinstance(m, torch.nn.Linear)]
         for layer, weight in zip(linears, stacked.weights):
             torch.testing.assert_close(weight.grad[k], layer.weight.grad.T)
+
+
+def test_expert_distances_run_in_row_blocks_only_in_eval_mode(fitted, unit_blobs, monkeypatch):
+    import skdeepcluster._core.data as data_module
+
+    module = copy.deepcopy(fitted.module_)  # train mode would move the fitted running statistics
+    x = torch.as_tensor(unit_blobs[0], dtype=torch.float32)
+    calls = []
+    original = type(module.experts).forward
+
+    def counted(experts, inputs):
+        calls.append(inputs.shape[-2])
+        return original(experts, inputs)
+
+    with torch.no_grad():
+        whole = half_squared_errors(x, module.experts.eval()(x))
+        entries_per_row = module.experts.n_models * max(module.experts.sizes)
+        monkeypatch.setattr(data_module, "MAX_CHUNK_ENTRIES", 50 * entries_per_row)
+        monkeypatch.setattr(type(module.experts), "forward", counted)
+        blocked = module.eval().distances(x)
+        assert calls == [50] * 4 + [40]  # 240 rows
+        torch.testing.assert_close(blocked, whole)
+        calls.clear()
+        module.train().distances(x)  # batch statistics: never split
+        assert calls == [240]
 
 
 # -- architecture -----------------------------------------------------------------------
