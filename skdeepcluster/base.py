@@ -493,7 +493,7 @@ class BaseDeepClusterer(
         if given is None:
             if self.pretrain_epochs == 0:
                 return None
-            return self._default_autoencoder(random_state).fit(X)
+            return self._fit_autoencoder(self._default_autoencoder(random_state), X)
         if not isinstance(given, AutoEncoder):
             raise TypeError(
                 "autoencoder must be None, a skdeepcluster.AutoEncoder (fitted "
@@ -516,7 +516,28 @@ class BaseDeepClusterer(
             autoencoder.set_params(random_state=random_state)
         if autoencoder.memory is None:
             autoencoder.set_params(memory=self.memory)
-        return autoencoder.fit(X)
+        return self._fit_autoencoder(autoencoder, X)
+
+    def _fit_autoencoder(self, autoencoder, X):
+        """Pretrain; a divergence names the recipe that diverged, which is
+        the autoencoder's, not necessarily this estimator's learning rate."""
+        from ._autoencoder import DEFAULT_LEARNING_RATES
+
+        try:
+            return autoencoder.fit(X)
+        except FloatingPointError as error:
+            learning_rate = autoencoder.learning_rate
+            if learning_rate is None:
+                learning_rate = DEFAULT_LEARNING_RATES[autoencoder.optimizer]
+            own = "" if learning_rate == self.learning_rate else (
+                f" {type(self).__name__}'s learning_rate={self.learning_rate} sets only the clustering stage."
+            )
+            raise FloatingPointError(
+                f"{type(self).__name__}: {str(error).removesuffix(DIVERGED_ADVICE).rstrip()} The pretraining "
+                f"ran the autoencoder's recipe (optimizer={autoencoder.optimizer!r}, learning_rate={learning_rate})."
+                f"{own} Scale X to [0, 1] (MinMaxScaler; MaxAbsScaler for sparse input), or pass "
+                "autoencoder=AutoEncoder(optimizer='adam') for standardised data, or check X for extreme values."
+            ) from error
 
     def _empty_cluster_advice(self):
         if self._clustering_weight_name is None:

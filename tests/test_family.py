@@ -12,7 +12,7 @@ from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 
-from conftest import CLUSTERERS, CUDA, fast
+from conftest import CLUSTERERS, CUDA, fast, fast_autoencoder
 
 pytestmark = pytest.mark.parametrize("cls", CLUSTERERS, ids=lambda c: c.__name__)
 
@@ -157,7 +157,6 @@ def test_default_pretraining_path_is_cached(cls, blobs, tmp_path):
 
 
 def test_starts_from_a_fitted_autoencoder(cls, blobs):
-    from conftest import fast_autoencoder
 
     X, _ = blobs
     ae = fast_autoencoder().fit(X)
@@ -172,7 +171,6 @@ def test_a_frozen_fitted_autoencoder_survives_clone_and_search(cls, blobs):
     from sklearn.frozen import FrozenEstimator
     from sklearn.model_selection import GridSearchCV
 
-    from conftest import fast_autoencoder
     from skdeepcluster.metrics import accuracy_scorer
     from skdeepcluster.model_selection import FitAllScoreLabelled
 
@@ -192,7 +190,6 @@ def test_a_frozen_fitted_autoencoder_survives_clone_and_search(cls, blobs):
 def test_a_frozen_unfitted_autoencoder_is_refused(cls, blobs):
     from sklearn.frozen import FrozenEstimator
 
-    from conftest import fast_autoencoder
 
     X, _ = blobs
     with pytest.raises(ValueError, match="must wrap a fitted AutoEncoder"):
@@ -200,7 +197,6 @@ def test_a_frozen_unfitted_autoencoder_is_refused(cls, blobs):
 
 
 def test_an_unseeded_autoencoder_recipe_takes_the_estimators_seed(cls, blobs, tmp_path):
-    from conftest import fast_autoencoder
 
     X, _ = blobs
     recipe = fast_autoencoder(random_state=None)
@@ -368,6 +364,20 @@ def test_diverging_loss_stops_with_a_clear_error(cls, blobs):
     X, _ = blobs
     with pytest.raises(FloatingPointError, match="diverged"):
         fast(cls, n_clusters=3, learning_rate=1e12).fit(X * 1e3)
+
+
+def test_diverging_pretraining_names_the_recipe_that_diverged(cls, blobs):
+    # a given recipe (SGD at 1.0 on data far from [0, 1]) and the default one
+    X = blobs[0] * 100
+    recipe = fast_autoencoder(optimizer="sgd", learning_rate=None)
+    with pytest.raises(FloatingPointError, match=r"epoch \d+ of 15: training diverged") as error:
+        fast(cls, n_clusters=3, autoencoder=recipe).fit(X)
+    message = str(error.value)
+    assert message.startswith(f"{cls.__name__}: The pretraining loss part")
+    assert "recipe (optimizer='sgd', learning_rate=1.0)" in message
+    assert f"{cls.__name__}'s learning_rate=" in message and "sets only the clustering stage" in message
+    assert "MaxAbsScaler for sparse input" in message and "AutoEncoder(optimizer='adam')" in message
+    assert "Lower learning_rate" not in message  # the clusterer's learning rate would not help
 
 
 # -- GPU ----------------------------------------------------------------------------

@@ -69,11 +69,12 @@ def _label_change(labels, previous_labels):
 DIVERGED_ADVICE = "Lower learning_rate, scale the input features (e.g. to [0, 1]) or check X for extreme values."
 
 
-def _check_finite(means, phase):
+def _check_finite(means, phase, epoch, n_epochs):
     for name, value in means.items():
         if not math.isfinite(value):
             raise FloatingPointError(
-                f"The {phase} loss part {name!r} became {value} at this epoch: training diverged. {DIVERGED_ADVICE}"
+                f"The {phase} loss part {name!r} became {value} in epoch {epoch + 1} of {n_epochs}: "
+                f"training diverged. {DIVERGED_ADVICE}"
             )
 
 
@@ -206,7 +207,7 @@ def train(
         # it, so that a GPU's queued work is counted in its epoch
         means = _weighted_means(batch_values, batch_sizes)
         elapsed = time.perf_counter() - start
-        _check_finite(means, phase)
+        _check_finite(means, phase, epoch, n_epochs)
         record = {"epoch": epoch, **means, "delta_label": delta_label}
         if checkpoint is not None:
             record["n_clusters_used"] = n_clusters_used
