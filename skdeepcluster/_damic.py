@@ -1,7 +1,5 @@
 """DAMIC: Deep Autoencoder MIxture Clustering (Chazan, Gannot & Goldberger, MLSP 2019)."""
 
-import warnings
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -12,7 +10,7 @@ from ._core import data as device_data
 from ._core.autoencoder import ACTIVATIONS, glorot_init_, mlp, reconstruction_loss
 from ._core.params import AnyOf, Integer, LayerSizes, Options
 from ._core.training import single_row_safe, train
-from .base import _INFERENCE_CHUNK, SHARED_RULES, BaseDeepClusterer, check_unit_interval
+from .base import _INFERENCE_CHUNK, SHARED_RULES, BaseDeepClusterer, check_unit_interval, warn_at_caller
 
 #: The paper's widths (sec. 3.4): each autoencoder d-1024-256-K-256-1024-d,
 #: the clustering network d-512-512-K.
@@ -762,11 +760,10 @@ class DAMIC(BaseDeepClusterer):
         lost = torch.nonzero(self._fit_state["owned"] & ~owned).flatten().tolist()
         if lost:
             epoch = step // self._fit_state["n_batches"]
-            warnings.warn(
+            warn_at_caller(
                 f"DAMIC: autoencoder(s) {lost} lost all their points before joint-training "
                 f"epoch {epoch} (see history_[...]['n_clusters_used']).",
                 ConvergenceWarning,
-                stacklevel=2,
             )
         self._fit_state["owned"] = owned
         return labels

@@ -11,6 +11,8 @@ overrides ``fit``.
 
 import contextlib
 import copy
+import os
+import sys
 import warnings
 
 import numpy as np
@@ -84,10 +86,28 @@ def check_unit_interval(X, needed_by, otherwise):
     low = min(float(values.min()), 0.0) if values.size else 0.0
     high = max(float(values.max()), 0.0) if values.size else 0.0
     if low < -1e-6 or high > 1 + 1e-6:
+        # MinMaxScaler refuses sparse input; MaxAbsScaler keeps it sparse
+        # and maps non-negative values (counts, TF-IDF) into [0, 1]
+        scaler = "MaxAbsScaler, for non-negative sparse X" if sp.issparse(X) else "MinMaxScaler"
         raise ValueError(
             f"{needed_by} needs every feature in [0, 1]; X spans [{low:.4g}, {high:.4g}]. "
-            f"Rescale it (e.g. sklearn.preprocessing.MinMaxScaler) or {otherwise}."
+            f"Rescale it (e.g. sklearn.preprocessing.{scaler}) or {otherwise}."
         )
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def warn_at_caller(message, category):
+    """``warnings.warn`` attributed to the first frame outside this package.
+
+    The user's ``fit`` line, however deep in training the warning arises
+    (what Python 3.12's ``skip_file_prefixes`` does).
+    """
+    frame, stacklevel = sys._getframe(0), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR + os.sep):
+        frame, stacklevel = frame.f_back, stacklevel + 1
+    warnings.warn(message, category, stacklevel=stacklevel)
 
 
 def seed_from(random_state):
@@ -548,11 +568,10 @@ class BaseDeepClusterer(
         counts = np.bincount(self.labels_, minlength=self.n_clusters)
         empty = np.flatnonzero(counts == 0)
         if empty.size:
-            warnings.warn(
+            warn_at_caller(
                 f"{type(self).__name__}: {empty.size} of {self.n_clusters} clusters "
                 f"are empty after fit (clusters {empty.tolist()}). {self._empty_cluster_advice()}",
                 ConvergenceWarning,
-                stacklevel=3,
             )
 
     # -- prediction -----------------------------------------------------------------

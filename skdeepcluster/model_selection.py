@@ -60,7 +60,11 @@ def validation_labels(y, validation_fraction=0.1, random_state=None):
             f"validation_fraction must be in (0, 1); got {validation_fraction!r}."
         )
     if np.issubdtype(y.dtype, np.number) and np.any(y == UNLABELLED):
-        raise ValueError("y already contains the unlabelled marker -1; pass the true labels.")
+        raise ValueError(
+            "y already contains the unlabelled marker -1; pass the true labels, not a y_search. "
+            "If -1 is one of your classes, pass y.astype(str): any label values work, the codes "
+            "returned are 0, 1, ..."
+        )
     n = y.shape[0]
     n_validation = max(1, int(round(n * validation_fraction)))
     if n_validation >= n:
@@ -78,8 +82,11 @@ class FitAllScoreLabelled:
 
     Rows whose label is ``unlabelled`` (``-1`` by default) are fitted on but
     never scored. Use it as ``cv=`` of ``GridSearchCV`` /
-    ``RandomizedSearchCV`` together with :func:`validation_labels`; keep
-    ``return_train_score=False`` (train scores would need every label).
+    ``RandomizedSearchCV`` together with :func:`validation_labels`, and
+    give the search a ``scoring`` (e.g. ``skdeepcluster.metrics.accuracy_scorer``):
+    without one it ranks by the estimator's own ``score``, which ignores the
+    labels. Keep ``return_train_score=False``: the training fold is every
+    row, and a scorer would count the ``-1`` rows as a class.
 
     Parameters
     ----------

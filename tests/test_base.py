@@ -238,6 +238,17 @@ def test_stored_values_sum_the_duplicates_of_any_sparse_format(fmt):
         base_module.check_unit_interval(X, "this", "that")
 
 
+def test_the_unit_interval_advice_names_a_scaler_that_takes_the_input():
+    from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler
+
+    counts = np.array([[0.0, 4.0], [2.0, 0.0]])
+    for X, scaler in [(counts, MinMaxScaler), (sp.csr_matrix(counts), MaxAbsScaler)]:
+        with pytest.raises(ValueError, match=rf"sklearn\.preprocessing\.{scaler.__name__}\b") as error:
+            base_module.check_unit_interval(X, "this", "that")
+        assert "MinMaxScaler" not in str(error.value) or not sp.issparse(X)
+        base_module.check_unit_interval(scaler().fit_transform(X), "this", "that")  # the advice works
+
+
 def test_sparse_batches_match_dense():
     rng = np.random.RandomState(0)
     X = rng.rand(50, 7) * (rng.rand(50, 7) > 0.6)

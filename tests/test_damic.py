@@ -259,6 +259,16 @@ def test_a_cluster_emptied_in_training_warns(fitted, unit_blobs):
         est.module_.load_state_dict(saved)
 
 
+def test_a_cluster_emptied_in_training_warns_at_the_callers_line(unit_blobs):
+    X, _ = unit_blobs
+    est = fast(DAMIC, n_clusters=3, max_epochs=2)
+    est._hard_assign = lambda module, x: torch.zeros(x.shape[0], dtype=torch.int64, device=x.device)
+    with pytest.warns(ConvergenceWarning, match="lost all their points") as record:
+        est.fit(X)
+    (warning,) = [w for w in record if "lost all their points" in str(w.message)]
+    assert warning.filename == __file__
+
+
 def test_one_row_batches_train(unit_blobs):
     X, _ = unit_blobs
     # 65 = 2 * 32 + 1: every phase, the default batch-norm autoencoder

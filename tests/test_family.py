@@ -251,6 +251,18 @@ def test_empty_cluster_warning_names_only_real_parameters(cls, fitted):
         assert name in est.get_params(), f"{advice!r} names {name!r}, which {cls.__name__} does not have"
 
 
+@pytest.mark.parametrize("entry", ["fit", "fit_predict"])
+def test_empty_cluster_warning_points_at_the_callers_line(cls, blobs, entry):
+    X, _ = blobs
+    est = fast(cls, n_clusters=3, max_epochs=1)
+    # every row to cluster 0, in training checkpoints and in the final labels
+    est._hard_assign = lambda module, x: torch.zeros(x.shape[0], dtype=torch.int64, device=x.device)
+    with pytest.warns(ConvergenceWarning, match="2 of 3 clusters are empty after fit") as record:
+        getattr(est, entry)(X)
+    (warning,) = [w for w in record if "empty after fit" in str(w.message)]
+    assert warning.filename == __file__
+
+
 def test_wrong_feature_count_at_predict(cls, fitted):
     est, X = fitted
     for method in ("predict", "predict_proba", "transform", "score"):

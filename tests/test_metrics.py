@@ -47,6 +47,12 @@ def test_validation_labels_protocol():
         validation_labels(y, 1.5)
     with pytest.raises(ValueError, match="-1"):
         validation_labels(y_search)
+    # -1 as a true class: the advice in the message works, with the same rows and codes
+    with pytest.raises(ValueError, match=r"pass y\.astype\(str\)"):
+        validation_labels(y - 1)
+    as_text, same_validation, _ = validation_labels((y - 1).astype(str), 0.1, random_state=0)
+    np.testing.assert_array_equal(same_validation, validation)
+    np.testing.assert_array_equal(as_text, y_search)
 
 
 def test_fit_all_score_labelled_split():
