@@ -550,7 +550,7 @@ class BaseDeepClusterer(
             if learning_rate is None:
                 learning_rate = DEFAULT_LEARNING_RATES[autoencoder.optimizer]
             own = "" if learning_rate == self.learning_rate else (
-                f" {type(self).__name__}'s learning_rate={self.learning_rate} sets only the clustering stage."
+                f" {type(self).__name__}'s learning_rate={self.learning_rate} does not set it."
             )
             raise FloatingPointError(
                 f"{type(self).__name__}: {str(error).removesuffix(DIVERGED_ADVICE).rstrip()} The pretraining "
