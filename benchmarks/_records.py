@@ -1,8 +1,10 @@
-"""What the one-seed experiment scripts share: JSON lines on disk, grouped back into a table.
+"""What the experiment scripts share: JSON lines on disk, grouped back into a table.
 
 Each experiment script runs one seed per process (so several run side by
 side), appends one JSON object per fit to ``--out``, and prints a markdown
-table of saved results with ``--summary``. The scripts import this module as
+table of saved results with ``--summary``. The memory scripts run each
+setting in a process of its own (:func:`measure_in_new_process`) and write
+one result (:func:`write_measurements`). The scripts import this module as
 a sibling (``python benchmarks/<script>.py`` puts ``benchmarks/`` on the
 path).
 """
@@ -10,6 +12,9 @@ path).
 import argparse
 import collections
 import json
+import os
+import platform
+import subprocess
 import sys
 import time
 
@@ -36,6 +41,29 @@ def grouped_records(paths, key, keep=None):
                 if keep is None or keep(record):
                     groups[key(record)].append(record)
     return {name: sorted(records, key=lambda r: r["seed"]) for name, records in groups.items()}
+
+
+def measure_in_new_process(script, *args):
+    """Run ``python script *args`` in a fresh process, so that its peak
+    memory is its own; the JSON object its last line of output holds."""
+    output = subprocess.run([sys.executable, script, *args], check=True, capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def current_commit():
+    """The short hash of the checkout's HEAD, for a result's header."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True).stdout.strip()
+
+
+def write_measurements(out, name, commit, records, markdown_lines):
+    """Write ``out/name.json`` (machine, commit, records) and ``out/name.md``."""
+    os.makedirs(out, exist_ok=True)
+    result = {"machine": platform.processor() or platform.machine(), "commit": commit, "records": records}
+    with open(os.path.join(out, f"{name}.json"), "w") as handle:
+        json.dump(result, handle, indent=1)
+    with open(os.path.join(out, f"{name}.md"), "w") as handle:
+        handle.write("\n".join(markdown_lines) + "\n")
 
 
 def mean_of(records, field):

@@ -19,12 +19,13 @@ import argparse
 import json
 import os
 import pickle
-import platform
 import resource
 import subprocess
 import sys
 import tempfile
 import time
+
+from _records import current_commit, measure_in_new_process, write_measurements
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SETTINGS = {"default cap": None, "no cap": 2**62}
@@ -81,11 +82,6 @@ def measure(path, max_chunk_entries):
     }
 
 
-def _run_json(*args):
-    output = subprocess.run([sys.executable, __file__, *args], check=True, capture_output=True, text=True).stdout
-    return json.loads(output.strip().splitlines()[-1]) if output.strip() else None
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fit", nargs=2, help=argparse.SUPPRESS)
@@ -103,15 +99,11 @@ def main():
     with tempfile.TemporaryDirectory() as scratch:
         for n_clusters in N_CLUSTERS:
             path = os.path.join(scratch, f"damic_{n_clusters}.pkl")
-            _run_json("--fit", str(n_clusters), path)
+            subprocess.run([sys.executable, __file__, "--fit", str(n_clusters), path], check=True)
             for name, cap in SETTINGS.items():
-                record = _run_json("--measure", path, str(cap))
+                record = measure_in_new_process(__file__, "--measure", path, str(cap))
                 records.append({"n_clusters": n_clusters, "setting": name, **record})
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True).stdout.strip()
-    result = {"machine": platform.processor() or platform.machine(), "commit": commit, "records": records}
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "damic_memory.json"), "w") as f:
-        json.dump(result, f, indent=1)
+    commit = current_commit()
     lines = [
         f"## DAMIC's expert passes (benchmarks/damic_memory.py, commit {commit}, one CPU thread, torch {records[0]['torch']})",
         "",
@@ -131,8 +123,7 @@ def main():
             f"| {r['n_clusters']} | {r['setting']} | {r['loaded_rss_gb']:.2f} | {r['peak_rss_gb']:.2f} "
             f"| {r['reconstruction_errors_seconds']:.1f} | {r['posterior_proba_seconds']:.1f} | {'yes' if same else 'no'} |"
         )
-    with open(os.path.join(args.out, "damic_memory.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
+    write_measurements(args.out, "damic_memory", commit, records, lines)
 
 
 if __name__ == "__main__":

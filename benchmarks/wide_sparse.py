@@ -15,11 +15,10 @@ Run: ``python benchmarks/wide_sparse.py`` (one CPU thread; writes
 import argparse
 import json
 import os
-import platform
 import resource
-import subprocess
-import sys
 import time
+
+from _records import current_commit, measure_in_new_process, write_measurements
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SETTINGS = {"default cap": None, "4,096 rows at any width": 2**62}
@@ -68,17 +67,10 @@ def main():
         cap = None if args.measure == "None" else int(args.measure)
         print(json.dumps(measure(cap)))
         return
-    records = []
-    for name, cap in SETTINGS.items():
-        output = subprocess.run(
-            [sys.executable, __file__, "--measure", str(cap)], check=True, capture_output=True, text=True
-        ).stdout
-        records.append({"setting": name, **json.loads(output.strip().splitlines()[-1])})
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True).stdout.strip()
-    result = {"machine": platform.processor() or platform.machine(), "commit": commit, "records": records}
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "wide_sparse.json"), "w") as f:
-        json.dump(result, f, indent=1)
+    records = [
+        {"setting": name, **measure_in_new_process(__file__, "--measure", str(cap))} for name, cap in SETTINGS.items()
+    ]
+    commit = current_commit()
     lines = [
         f"## Wide sparse input (benchmarks/wide_sparse.py, commit {commit}, one CPU thread, torch {records[0]['torch']})",
         "",
@@ -89,8 +81,7 @@ def main():
     ]
     for r in records:
         lines.append(f"| {r['setting']} | {r['fit_seconds']:.1f} | {r['predict_proba_seconds']:.1f} | {r['peak_rss_gb']:.2f} |")
-    with open(os.path.join(args.out, "wide_sparse.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
+    write_measurements(args.out, "wide_sparse", commit, records, lines)
 
 
 if __name__ == "__main__":
