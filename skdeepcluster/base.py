@@ -11,6 +11,7 @@ overrides ``fit``.
 
 import contextlib
 import copy
+import inspect
 import os
 import sys
 import warnings
@@ -520,6 +521,7 @@ class BaseDeepClusterer(
                 "or not) or a FrozenEstimator of a fitted one; got "
                 f"{type(given).__name__}."
             )
+        self._warn_if_shape_ignored(given)
         if hasattr(given, "module_"):
             if given.n_features_in_ != X.shape[1]:
                 raise ValueError(
@@ -537,6 +539,28 @@ class BaseDeepClusterer(
         if autoencoder.memory is None:
             autoencoder.set_params(memory=self.memory)
         return self._fit_autoencoder(autoencoder, X)
+
+    def _warn_if_shape_ignored(self, given):
+        """``hidden_dims`` and ``embedding_dim`` shape only the default
+        autoencoder; warn when they were set to another shape than the given
+        autoencoder's, which is the one used."""
+
+        def plain(value):
+            return tuple(value) if isinstance(value, list) else value
+
+        defaults = inspect.signature(type(self).__init__).parameters
+        theirs = given.get_params()
+        ignored = [
+            f"{name}={getattr(self, name)!r} (the autoencoder's: {theirs[name]!r})"
+            for name in ("hidden_dims", "embedding_dim")
+            if plain(getattr(self, name)) not in (plain(defaults[name].default), plain(theirs[name]))
+        ]
+        if ignored:
+            warn_at_caller(
+                f"{type(self).__name__}: {' and '.join(ignored)} ignored: a given autoencoder "
+                "keeps its own shape. Set it on the AutoEncoder, or leave these at their defaults.",
+                UserWarning,
+            )
 
     def _fit_autoencoder(self, autoencoder, X):
         """Pretrain; a divergence names the recipe that diverged, which is

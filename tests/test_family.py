@@ -186,6 +186,17 @@ def test_a_frozen_fitted_autoencoder_survives_clone_and_search(cls, blobs):
     assert clone(fast(cls, n_clusters=3, autoencoder=ae)).fit(X).autoencoder_ is not ae
 
 
+def test_a_shape_the_given_autoencoder_overrides_warns(cls, blobs, recwarn):
+    X, _ = blobs
+    fast(cls, n_clusters=3, max_epochs=1).fit(X)  # the same shape as the given one
+    fast(cls, n_clusters=3, max_epochs=1, hidden_dims=[32]).fit(X)  # a list of the same widths
+    assert not [w for w in recwarn if "ignored" in str(w.message)]
+    with pytest.warns(UserWarning, match=r"embedding_dim=5 \(the autoencoder's: 3\) ignored") as record:
+        fast(cls, n_clusters=3, max_epochs=1, embedding_dim=5).fit(X)
+    (warning,) = [w for w in record if "ignored" in str(w.message)]
+    assert warning.filename == __file__ and "hidden_dims" not in str(warning.message)
+
+
 def test_a_frozen_unfitted_autoencoder_is_refused(cls, blobs):
     from sklearn.frozen import FrozenEstimator
 
