@@ -16,7 +16,7 @@ from ._core.autoencoder import (
 from ._core.cache import cached_call
 from ._core.data import DeviceData
 from ._core.device import as_current_device, seeded
-from ._core.params import LAYER_WIDTH, Anything, CacheLocation, Integer, LayerSizes, Options, Real
+from ._core.params import LAYER_WIDTH, Anything, CacheLocation, Integer, LayerSizes, Options, Real, layer_sizes
 from ._core.training import train
 from .base import DEVICE_RULE, VERBOSE_RULE, TorchEstimatorMixin, check_float32_range, check_unit_interval, seed_from
 
@@ -286,7 +286,7 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         # plain Python values: numpy's (from a parameter grid array) would
         # change the pretraining cache's key, not the training
         return {
-            "hidden_dims": tuple(int(h) for h in self.hidden_dims),
+            "hidden_dims": layer_sizes(self.hidden_dims),
             "embedding_dim": int(self.embedding_dim),
             "max_epochs": int(self.max_epochs),
             "batch_size": int(self.batch_size),

@@ -8,7 +8,7 @@ from torch import nn
 
 from ._core import data as device_data
 from ._core.autoencoder import ACTIVATIONS, glorot_init_, mlp, reconstruction_loss
-from ._core.params import AnyOf, Integer, LayerSizes, Options
+from ._core.params import AnyOf, Integer, LayerSizes, Options, layer_sizes
 from ._core.training import single_row_safe, train
 from .base import _INFERENCE_CHUNK, SHARED_RULES, BaseDeepClusterer, check_unit_interval, warn_at_caller
 
@@ -625,7 +625,7 @@ class DAMIC(BaseDeepClusterer):
     def _widths(self, value, paper):
         if isinstance(value, str):
             return scaled_widths(paper, self.n_features_in_)
-        return tuple(int(w) for w in value)
+        return layer_sizes(value)
 
     def _expert_widths(self):
         return self._widths(self.expert_hidden_dims, PAPER_EXPERT_HIDDEN)

@@ -39,6 +39,7 @@ from ._core.params import (
     LayerSizes,
     Options,
     Real,
+    layer_sizes,
     validate_params,
 )
 from ._core.training import DIVERGED_ADVICE, batch_bounds, single_row_safe, train
@@ -545,15 +546,12 @@ class BaseDeepClusterer(
         autoencoder; warn when they were set to another shape than the given
         autoencoder's, which is the one used."""
 
-        def plain(value):
-            return tuple(value) if isinstance(value, list) else value
-
         defaults = inspect.signature(type(self).__init__).parameters
         theirs = given.get_params()
         ignored = [
             f"{name}={getattr(self, name)!r} (the autoencoder's: {theirs[name]!r})"
             for name in ("hidden_dims", "embedding_dim")
-            if plain(getattr(self, name)) not in (plain(defaults[name].default), plain(theirs[name]))
+            if layer_sizes(getattr(self, name)) not in (layer_sizes(defaults[name].default), layer_sizes(theirs[name]))
         ]
         if ignored:
             warn_at_caller(

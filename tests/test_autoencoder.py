@@ -154,3 +154,12 @@ def test_fitted_shapes_do_not_follow_later_set_params(blobs):
     assert ae.set_output(transform="pandas").transform(X).shape == (len(X), 3)
     with pytest.raises(ValueError, match="embedding_dim=3"):
         ae.inverse_transform(np.zeros((1, 4)))
+
+
+def test_layer_widths_as_an_integer_array_build_the_same_network(blobs):
+    """``np.array([32, 16])`` (as from a grid built with numpy) is the same
+    shape as ``(32, 16)``: the same network, the same embedding."""
+    X = blobs[0]
+    as_tuple = fast_autoencoder(hidden_dims=(32, 16), max_epochs=2).fit(X)
+    as_array = fast_autoencoder(hidden_dims=np.array([32, 16]), max_epochs=2).fit(X)
+    np.testing.assert_array_equal(as_array.transform(X), as_tuple.transform(X))

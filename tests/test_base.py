@@ -196,7 +196,11 @@ def test_seeded_restores_the_global_generator():
         ),
         # numpy's str and bool, as a parameter grid built from an array gives them
         (Options("a", None, True), ["a", None, np.str_("a"), True, np.True_], ["b", 0, 1, np.array(["a", "b"])]),
-        (LayerSizes(), [(), (3, 4), [5]], [(0,), 3, ("a",), (2**31,), (10**30,)]),
+        (
+            LayerSizes(),
+            [(), (3, 4), [5], np.array([3, 4]), np.arange(1, 3, dtype=np.int32)],
+            [(0,), 3, ("a",), (2**31,), (10**30,), np.array([3.0]), np.array([[3, 4]]), np.array([0, 3])],
+        ),
         (base_module.VERBOSE_RULE, [0, 2, True, False, np.True_, np.int64(1), 10**30], [-1, 0.5, None, "1"]),
         (CacheLocation(), [None, "/tmp/cache", Path("/tmp/cache"), joblib.Memory(None)], [123, b"/tmp", True]),
     ],

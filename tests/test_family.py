@@ -190,6 +190,7 @@ def test_a_shape_the_given_autoencoder_overrides_warns(cls, blobs, recwarn):
     X, _ = blobs
     fast(cls, n_clusters=3, max_epochs=1).fit(X)  # the same shape as the given one
     fast(cls, n_clusters=3, max_epochs=1, hidden_dims=[32]).fit(X)  # a list of the same widths
+    fast(cls, n_clusters=3, max_epochs=1, hidden_dims=np.array([32])).fit(X)  # an array of them
     assert not [w for w in recwarn if "ignored" in str(w.message)]
     with pytest.warns(UserWarning, match=r"embedding_dim=5 \(the autoencoder's: 3\) ignored") as record:
         fast(cls, n_clusters=3, max_epochs=1, embedding_dim=5).fit(X)

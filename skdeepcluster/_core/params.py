@@ -124,12 +124,29 @@ LAYER_WIDTH = Integer(low=1, high=MAX_LAYER_WIDTH)
 
 
 class LayerSizes(Rule):
-    description = f"a tuple of ints from 1 to {MAX_LAYER_WIDTH} (an empty tuple for no hidden layer)"
+    description = (
+        f"a tuple, list or 1-D integer array of ints from 1 to {MAX_LAYER_WIDTH} "
+        "(an empty tuple for no hidden layer)"
+    )
 
     def accepts(self, value):
-        if not isinstance(value, (tuple, list)):
+        if isinstance(value, np.ndarray):
+            # a row of a parameter grid or np.arange; a float array would
+            # silently truncate widths, so only integer kinds pass
+            if value.ndim != 1 or not np.issubdtype(value.dtype, np.integer):
+                return False
+        elif not isinstance(value, (tuple, list)):
             return False
         return all(LAYER_WIDTH.accepts(v) for v in value)
+
+
+def layer_sizes(value):
+    """``value`` (a tuple, list or 1-D array accepted by :class:`LayerSizes`,
+    or another parameter value) as a tuple of Python ints, so that it compares
+    and hashes as one value; anything else is returned as it is."""
+    if isinstance(value, (tuple, list, np.ndarray)):
+        return tuple(int(v) for v in value)
+    return value
 
 
 class AnyOf(Rule):
