@@ -298,20 +298,27 @@ class BaseDeepClusterer(
         ``transform``, ``predict_proba`` and ``predict`` (default: the
         argmax of ``_soft_assign``). They read the fitted ``module`` and
         fitted attributes only, not parameters that a later ``set_params``
-        could change (list those that prediction must read, such as DAMIC's
-        ``decision``, in ``_prediction_parameters``). ``_soft_assign`` must
-        let NaN through, as the end-of-fit divergence check relies on it.
+        could change: copy such a value into a fitted attribute during the
+        fit, as DeepKMeans' ``alpha_``, or list a parameter that prediction
+        must read, such as DAMIC's ``decision``, in
+        ``_prediction_parameters``. A common test makes every other
+        parameter unusable and predicts. ``_soft_assign`` must let NaN
+        through, as the end-of-fit divergence check relies on it.
     ``_check_method_params(X)``, ``_finish_fit()``
         Checks that need the data, before pretraining; the copy of learnt
         clustering parameters to public attributes after training, when
-        ``_fit_state`` is gone.
+        ``_fit_state`` is gone. A method that sets ``cluster_centers_``
+        (in its embedding space) gets ``inertia_`` and the default
+        ``score``; one without centres overrides ``score``, as DAMIC does.
 
     Per-sample training state lives in ``self._fit_state`` (a dict) and is
     deleted when training ends. Class attributes a method may set:
     ``_parameter_rules`` (its parameters' checks, usually ``SHARED_RULES``
     and its own), ``_clustering_weight_name`` (named by the empty-cluster
     warning), ``_float64_training`` (keeps float64 tensors on the training
-    device, which MPS refuses) and ``_prediction_parameters``.
+    device, which MPS refuses) and ``_prediction_parameters``. A common test
+    checks that ``_parameter_rules`` has a rule for every ``__init__``
+    parameter.
     """
 
     _parameter_rules = SHARED_RULES

@@ -318,6 +318,50 @@ def test_prediction_reads_the_fit_not_later_training_parameters(cls, fitted):
         est.fit(X)
 
 
+class _Untouchable:
+    """A parameter value that raises on any use: comparison, arithmetic,
+    truth, iteration, conversion or attribute access."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __repr__(self):
+        return f"<untouchable {self.name}>"
+
+    def _touched(self, *args, **kwargs):
+        raise RuntimeError(f"prediction read the parameter {self.name!r}")
+
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __hash__ = _touched
+    __bool__ = __float__ = __int__ = __index__ = __str__ = __format__ = __fspath__ = _touched
+    __iter__ = __len__ = __getitem__ = __contains__ = __call__ = __neg__ = _touched
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __rtruediv__ = _touched
+
+    def __getattr__(self, attribute):
+        self._touched()
+
+
+def test_prediction_reads_only_its_own_parameters(cls, fitted):
+    """A parameter that prediction needs is frozen into a fitted attribute
+    (or listed in ``_prediction_parameters``, as DAMIC's ``decision``): with
+    every other parameter unusable, prediction gives the same result."""
+    est, X = fitted
+    expected = est.predict_proba(X)
+    est.set_params(**{
+        name: _Untouchable(name) for name in est.get_params(deep=False) if name not in cls._prediction_parameters
+    })
+    np.testing.assert_array_equal(est.predict_proba(X), expected)
+    for method in ("predict", "transform", "score"):
+        getattr(est, method)(X)
+
+
+def test_every_parameter_has_a_rule(cls):
+    """``fit`` checks only the parameters ``_parameter_rules`` names; one
+    missing there would reach the training code unchecked."""
+    assert set(cls._parameter_rules) == set(cls().get_params(deep=False)), (
+        f"{cls.__name__}._parameter_rules must have one rule for each parameter of __init__"
+    )
+
+
 def test_one_row_batches_with_a_batch_norm_autoencoder(cls, blobs):
     X, _ = blobs
     X = MinMaxScaler().fit_transform(X[:60])
