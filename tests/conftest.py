@@ -83,3 +83,25 @@ def float64():
 def blobs():
     X, y = make_blobs(n_samples=240, n_features=12, centers=3, cluster_std=1.0, random_state=0)
     return X.astype(np.float32), y
+
+
+class Untouchable:
+    """A parameter value that raises on any use: comparison, arithmetic,
+    truth, iteration, conversion or attribute access."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __repr__(self):
+        return f"<untouchable {self.name}>"
+
+    def _touched(self, *args, **kwargs):
+        raise RuntimeError(f"prediction read the parameter {self.name!r}")
+
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __hash__ = _touched
+    __bool__ = __float__ = __int__ = __index__ = __str__ = __format__ = __fspath__ = _touched
+    __iter__ = __len__ = __getitem__ = __contains__ = __call__ = __neg__ = _touched
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __rtruediv__ = _touched
+
+    def __getattr__(self, attribute):
+        self._touched()

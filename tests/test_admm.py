@@ -187,7 +187,7 @@ def test_one_admm_update_follows_the_algorithm(overlapping_blobs, clustering):
     # the warm start, then one update after every epoch, the last included
     assert steps[0] == 0 and len(steps) == est.n_iter_ + 1 and not est.converged_
     for step, before, after, returned in est.updates_[1:]:
-        F, Y, U = before["F"], before["Y"], before["U"]
+        F, U = before["F"], before["U"]
         lam, rho = est.clustering_weight, est.rho_
         if clustering == "gmm":
             expected_Y = gmm_y_update(

@@ -8,7 +8,7 @@ from sklearn.metrics import adjusted_rand_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 
-from conftest import fast_autoencoder
+from conftest import Untouchable, fast_autoencoder
 from skdeepcluster import AutoEncoder
 
 
@@ -163,3 +163,17 @@ def test_layer_widths_as_an_integer_array_build_the_same_network(blobs):
     as_tuple = fast_autoencoder(hidden_dims=(32, 16), max_epochs=2).fit(X)
     as_array = fast_autoencoder(hidden_dims=np.array([32, 16]), max_epochs=2).fit(X)
     np.testing.assert_array_equal(as_array.transform(X), as_tuple.transform(X))
+
+
+def test_every_parameter_has_a_rule():
+    assert set(AutoEncoder._parameter_rules) == set(AutoEncoder().get_params(deep=False))
+
+
+def test_prediction_reads_no_parameter(blobs):
+    """Transforming and reconstructing use the fitted network only."""
+    X = blobs[0]
+    ae = fast_autoencoder(max_epochs=2).fit(X)
+    expected = ae.transform(X), ae.inverse_transform(ae.transform(X))
+    ae.set_params(**{name: Untouchable(name) for name in ae.get_params(deep=False)})
+    np.testing.assert_array_equal(ae.transform(X), expected[0])
+    np.testing.assert_array_equal(ae.inverse_transform(ae.transform(X)), expected[1])

@@ -12,7 +12,7 @@ from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 
-from conftest import CLUSTERERS, CUDA, fast, fast_autoencoder
+from conftest import CLUSTERERS, CUDA, Untouchable, fast, fast_autoencoder
 
 pytestmark = pytest.mark.parametrize("cls", CLUSTERERS, ids=lambda c: c.__name__)
 
@@ -318,28 +318,6 @@ def test_prediction_reads_the_fit_not_later_training_parameters(cls, fitted):
         est.fit(X)
 
 
-class _Untouchable:
-    """A parameter value that raises on any use: comparison, arithmetic,
-    truth, iteration, conversion or attribute access."""
-
-    def __init__(self, name):
-        self.name = name
-
-    def __repr__(self):
-        return f"<untouchable {self.name}>"
-
-    def _touched(self, *args, **kwargs):
-        raise RuntimeError(f"prediction read the parameter {self.name!r}")
-
-    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __hash__ = _touched
-    __bool__ = __float__ = __int__ = __index__ = __str__ = __format__ = __fspath__ = _touched
-    __iter__ = __len__ = __getitem__ = __contains__ = __call__ = __neg__ = _touched
-    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __rtruediv__ = _touched
-
-    def __getattr__(self, attribute):
-        self._touched()
-
-
 def test_prediction_reads_only_its_own_parameters(cls, fitted):
     """A parameter that prediction needs is frozen into a fitted attribute
     (or listed in ``_prediction_parameters``, as DAMIC's ``decision``): with
@@ -347,7 +325,7 @@ def test_prediction_reads_only_its_own_parameters(cls, fitted):
     est, X = fitted
     expected = est.predict_proba(X)
     est.set_params(**{
-        name: _Untouchable(name) for name in est.get_params(deep=False) if name not in cls._prediction_parameters
+        name: Untouchable(name) for name in est.get_params(deep=False) if name not in cls._prediction_parameters
     })
     np.testing.assert_array_equal(est.predict_proba(X), expected)
     for method in ("predict", "transform", "score"):
