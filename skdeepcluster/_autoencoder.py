@@ -195,7 +195,7 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
     torch's own init is the strongest on MNIST-5k, but on the small
     network two seeds of five ended at NMI 0.61-0.62. Zeroing its biases
     keeps part of the MNIST-5k gain over Glorot (0.684 against 0.670, with
-    a third of the spread over seeds), is level with Glorot on digits, and
+    under a third of the spread over seeds), is level with Glorot on digits, and
     on the small network no seed fails and the mean NMI is Glorot's (with a
     wider spread), hence the default. DAMIC's own pretraining
     (its paper's batch-norm Adam recipe) keeps Glorot.

@@ -393,7 +393,8 @@ class DAMIC(BaseDeepClusterer):
       epoch without settling and drifted back towards the k-means
       partition; 1e-4 settles in a few epochs and also gave the single
       autoencoder a better k-means initialisation (NMI 0.83 vs 0.81, the
-      paper's DAE+KM row reads 0.83).
+      paper's DAE+KM row reads 0.83; one-off runs whose records were not
+      kept).
     * Early stopping: ``tol`` on the fraction of changed labels per epoch.
 
     What we measured with the defaults (one CPU thread): on the synthetic

@@ -147,7 +147,8 @@ class DeepKMeans(BaseDeepClusterer):
     every weight, and on MNIST-5k (seed 0) lr 1e-3 raised the summed
     reconstruction error from 11 to 47 in the first epoch and ended at
     accuracy 0.658, below AE + k-means (0.670); lr 1e-4 kept the network
-    (0.674 after 50 epochs), hence our default; (iii) the final labels come
+    (0.674 after 50 epochs; one-off runs whose records were not kept),
+    hence our default; (iii) the final labels come
     from a fresh forward pass, not the distances recorded during training;
     (iv) a representative that owns no point at the end of an epoch is moved
     to the embedding farthest from its representative.
@@ -174,7 +175,8 @@ class DeepKMeans(BaseDeepClusterer):
     ``mnist5k_zero_bias``, the paper's 100 and 200 clustering epochs)
     DKM^p gives 0.683 against 0.684 for AE + k-means, and DKM^a 0.618 ±
     0.028: 6.5 points under DKM^p, where the paper has it within 5 (with
-    Glorot: 0.614 against 0.662 for DKM^p with 50 epochs).
+    Glorot: 0.614 against 0.662 for DKM^p with 50 epochs on 400-epoch
+    autoencoders, and 0.651 on the 300-epoch ones of DKM^a's own run).
 
     Examples
     --------

@@ -195,7 +195,8 @@ class IDEC(BaseDeepClusterer):
     (274 batches). On the 5,000-digit MNIST subset (20 batches per epoch)
     T = 10 beat once per epoch by 0.5 to 2 points of accuracy (4 seeds)
     and T = 140 by 3 (one seed); T = 5 or 2 did no better than 10 and cost
-    more, since each update is a forward pass over all the data;
+    more, since each update is a forward pass over all the data (one-off
+    runs whose records were not kept);
     (iii) the default pretraining is :class:`AutoEncoder`'s end-to-end
     denoising recipe rather than DEC's greedy layer-wise Caffe pipeline.
 
