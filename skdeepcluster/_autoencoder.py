@@ -23,6 +23,14 @@ from .base import DEVICE_RULE, VERBOSE_RULE, TorchEstimatorMixin, check_float32_
 #: Learning rate used when ``learning_rate=None``, per optimizer.
 DEFAULT_LEARNING_RATES = {"sgd": 1.0, "adam": 1e-3}
 
+#: Part of the pretraining cache's key. joblib keys a cached call on its
+#: arguments and on the source of ``_train_autoencoder`` alone, so a change
+#: in what that function calls (the loss, the training loop, the network's
+#: initialisation) would let a cache written by earlier code be read back.
+#: Increase it with any change that alters a pretraining's weights.
+#: 2: the binary cross-entropy written out (commit 420c12e).
+PRETRAINING_REVISION = 2
+
 
 def _network(n_features, config):
     return MLPAutoEncoder(
@@ -42,10 +50,12 @@ def make_optimizer(name, parameters, learning_rate, momentum):
     return torch.optim.Adam(parameters, lr=learning_rate)
 
 
-def _train_autoencoder(X, config, seed, device_type, verbose):
+def _train_autoencoder(X, config, seed, device_type, verbose, revision):
     """Pretrain an autoencoder; module-level so that joblib can cache it.
 
-    Returns the CPU ``state_dict`` and the per-epoch history.
+    ``revision`` (:data:`PRETRAINING_REVISION`) is not used here: it is an
+    argument so that it enters the cache key. Returns the CPU
+    ``state_dict`` and the per-epoch history.
     """
     device = torch.device(device_type)
     with seeded(seed):
@@ -140,8 +150,10 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         ``"auto"`` (CUDA when present, else the CPU), ``"cpu"``, ``"cuda"``,
         ``"cuda:N"`` or ``"mps"`` (untested; see the README).
     memory : None, str, os.PathLike or joblib.Memory, default=None
-        Cache of the trained weights, keyed on the data, the settings and
-        the seed: a second fit with the same arguments reads them back.
+        Cache of the trained weights, keyed on the data, the settings, the
+        seed and the revision of the pretraining code: a second fit with the
+        same arguments reads them back; weights cached by a version whose
+        pretraining differs are not.
     random_state : int, RandomState instance or None, default=None
     verbose : int or bool, default=0
         Progress bar on standard error when > 0.
@@ -344,6 +356,7 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
                 seed=seed,
                 device_type=self.device_.type,
                 verbose=self.verbose,
+                revision=PRETRAINING_REVISION,
             )
         module = self._build_network(X.shape[1], seed)
         module.load_state_dict(state)

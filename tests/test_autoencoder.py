@@ -81,6 +81,18 @@ def test_cache_hit_skips_training(blobs, tmp_path):
     assert other_seed.from_cache_ is False
 
 
+def test_a_cache_written_by_other_pretraining_code_is_not_read(blobs, tmp_path, monkeypatch):
+    """joblib sees only ``_train_autoencoder``'s own source; a change in the
+    loss or the loop it calls is keyed through PRETRAINING_REVISION."""
+    import skdeepcluster._autoencoder as autoencoder_module
+
+    X, _ = blobs
+    fast_autoencoder(memory=str(tmp_path)).fit(X)
+    monkeypatch.setattr(autoencoder_module, "PRETRAINING_REVISION", autoencoder_module.PRETRAINING_REVISION + 1)
+    assert fast_autoencoder(memory=str(tmp_path)).fit(X).from_cache_ is False
+    assert fast_autoencoder(memory=str(tmp_path)).fit(X).from_cache_ is True
+
+
 @pytest.mark.parametrize(
     "params, match",
     [

@@ -150,7 +150,7 @@ def test_expert_distances_run_in_row_blocks_only_in_eval_mode(fitted, unit_blobs
     import skdeepcluster._core.data as data_module
 
     module = copy.deepcopy(fitted.module_)  # train mode would move the fitted running statistics
-    x = torch.as_tensor(unit_blobs[0], dtype=torch.float32)
+    x = torch.as_tensor(unit_blobs[0], dtype=torch.float32, device=fitted.device_)
     calls = []
     original = type(module.experts).forward
 
