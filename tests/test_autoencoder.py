@@ -9,6 +9,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 
 from conftest import Untouchable, fast_autoencoder
+import skdeepcluster._autoencoder as autoencoder_module
 from skdeepcluster import AutoEncoder
 
 
@@ -84,8 +85,6 @@ def test_cache_hit_skips_training(blobs, tmp_path):
 def test_a_cache_written_by_other_pretraining_code_is_not_read(blobs, tmp_path, monkeypatch):
     """joblib sees only ``_train_autoencoder``'s own source; a change in the
     loss or the loop it calls is keyed through PRETRAINING_REVISION."""
-    import skdeepcluster._autoencoder as autoencoder_module
-
     X, _ = blobs
     fast_autoencoder(memory=str(tmp_path)).fit(X)
     monkeypatch.setattr(autoencoder_module, "PRETRAINING_REVISION", autoencoder_module.PRETRAINING_REVISION + 1)
@@ -102,6 +101,7 @@ def test_a_cache_written_by_other_pretraining_code_is_not_read(blobs, tmp_path, 
         ({"embedding_dim": 0}, "'embedding_dim' parameter"),
         ({"momentum": -0.1}, "'momentum' parameter"),
         ({"weight_init": "he"}, "'weight_init' parameter"),
+        ({"precision": "float16"}, "'precision' parameter"),
         ({"batch_norm": True, "batch_size": 1}, "batch_norm=True needs batch_size >= 2"),
     ],
 )
@@ -189,3 +189,42 @@ def test_prediction_reads_no_parameter(blobs):
     ae.set_params(**{name: Untouchable(name) for name in ae.get_params(deep=False)})
     np.testing.assert_array_equal(ae.transform(X), expected[0])
     np.testing.assert_array_equal(ae.inverse_transform(ae.transform(X)), expected[1])
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_bfloat16_training_runs_the_layers_in_bfloat16_and_learns_as_float32(blobs, batch_norm):
+    X = np.clip(blobs[0] / np.abs(blobs[0]).max(), 0, 1)
+    full = fast_autoencoder(batch_norm=batch_norm, max_epochs=20).fit(X)
+    lower = fast_autoencoder(batch_norm=batch_norm, max_epochs=20, precision="bfloat16")
+    dtypes = set()
+    real_network = autoencoder_module._network
+
+    def recording_network(n_features, config):
+        module = real_network(n_features, config)
+        module.encoder[0].register_forward_hook(lambda layer, inputs, output: dtypes.add(output.dtype))
+        return module
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(autoencoder_module, "_network", recording_network)
+        lower.fit(X)
+    assert dtypes == {torch.bfloat16}
+    # float32 weights, a float32 embedding and nearly the same training loss
+    assert all(p.dtype == torch.float32 for p in lower.module_.parameters())
+    assert np.isfinite(lower.transform(X)).all()
+    assert lower.history_[-1]["loss"] == pytest.approx(full.history_[-1]["loss"], rel=0.1)
+    assert lower.history_[-1]["loss"] < 0.5 * lower.history_[0]["loss"]
+
+
+def test_precision_is_part_of_the_cache_key(blobs, tmp_path):
+    X = blobs[0]
+    fast_autoencoder(memory=str(tmp_path)).fit(X)
+    assert fast_autoencoder(memory=str(tmp_path), precision="bfloat16").fit(X).from_cache_ is False
+
+
+@pytest.mark.parametrize("device", ["mps", "cuda"])
+def test_bfloat16_is_refused_where_it_is_not_supported(device, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: False)
+    ae = AutoEncoder(precision="bfloat16")
+    ae.device_ = torch.device(device)  # as fit resolves it, without the hardware
+    with pytest.raises(ValueError, match="precision='bfloat16'.*Use precision='float32'"):
+        ae._check_precision_supported()
