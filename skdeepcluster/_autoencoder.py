@@ -231,6 +231,14 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
     (AE + k-means accuracy 0.688 and 0.783). For networks as small as 100-50-10-2 prefer
     ``weight_init="glorot"``.
 
+    ``precision="bfloat16"``, measured on this project's CPU (AVX-512 BF16,
+    one thread; MNIST-5k, the default 400 epochs, seeds 0-3, benchmark
+    ``precision``): pretraining took 318 s against 628 s in float32 (1.8 to
+    2.1 times faster by seed) and ended at the same training loss (0.01126
+    against 0.01124). AE + k-means accuracy was level (0.686 against 0.685);
+    AE + GMM accuracy was lower (0.708 against 0.723: below on three seeds
+    of four, level on the fourth). Not yet measured on a GPU.
+
     Examples
     --------
     >>> from sklearn.datasets import load_digits
