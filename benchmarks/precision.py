@@ -5,7 +5,8 @@ with ``precision="float32"`` and ``precision="bfloat16"`` (the order
 alternating with the seed, so that neither always runs first beside another
 process), then k-means (n_init=20) and a Gaussian mixture on each embedding.
 One JSON line per fit goes to ``--out``: fit seconds, the final training
-loss and the scores.
+loss (as the training computed it: from bfloat16 outputs under
+``"bfloat16"``) and the scores.
 
 Examples
 --------
@@ -70,7 +71,7 @@ def summary(paths):
             len(records),
         ))
     table = markdown_table(
-        ("precision", "fit s", "final loss", "AE+KMeans ACC", "NMI", "AE+GMM ACC", "NMI", "AE+KMeans ACC per seed", "seeds"),
+        ("precision", "fit s", "final training loss", "AE+KMeans ACC", "NMI", "AE+GMM ACC", "NMI", "AE+KMeans ACC per seed", "seeds"),
         rows,
     )
     full, lower = (groups.get(p, []) for p in PRECISIONS)
@@ -78,6 +79,10 @@ def summary(paths):
     ratios = [by_seed[r["seed"]] / r["seconds"] for r in lower if r["seed"] in by_seed]
     if ratios:
         table += f"\nfloat32 time / bfloat16 time per seed: {', '.join(f'{q:.2f}' for q in ratios)}\n"
+    for precision in PRECISIONS:
+        if groups.get(precision):
+            per_seed = ", ".join(f"{r['gmm_acc']:.3f}" for r in groups[precision])
+            table += f"\nAE+GMM ACC per seed, {precision}: {per_seed}\n"
     return table
 
 

@@ -1,5 +1,8 @@
 """The public autoencoder transformer, and the pretraining every method shares."""
 
+import contextlib
+import functools
+
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
@@ -28,7 +31,8 @@ DEFAULT_LEARNING_RATES = {"sgd": 1.0, "adam": 1e-3}
 #: in what that function calls (the loss, the training loop, the network's
 #: initialisation) would let a cache written by earlier code be read back.
 #: Increase it with any change that alters a pretraining's weights.
-#: 2: the binary cross-entropy written out (commit 420c12e).
+#: 1: the code before it was keyed (up to commit b946795, unkeyed);
+#: 2: keyed, after the binary cross-entropy was written out (420c12e).
 PRETRAINING_REVISION = 2
 
 
@@ -64,13 +68,20 @@ def _train_autoencoder(X, config, seed, device_type, verbose, revision):
     data = DeviceData(X, device)
     noise_generator = torch.Generator(device=device).manual_seed(seed + 1)
     fraction, loss_name = config["input_noise"], config["loss"]
-    lower_precision = config["precision"] == "bfloat16"
+    if config["precision"] == "bfloat16":
+        # the layers in bfloat16; the weights, their gradients and the
+        # optimizer stay float32
+        precision = functools.partial(torch.autocast, device.type, dtype=torch.bfloat16)
+    else:
+        # no autocast context at all: older torch refuses one for MPS even
+        # when disabled, and a user's own autocast around fit stays in force
+        precision = contextlib.nullcontext
 
     def batch_loss(x, index):
-        # autocast runs the matrix products in bfloat16; the weights, their
-        # gradients, the optimizer and the loss stay float32
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=lower_precision):
+        with precision():
             _, x_hat = module(masking_noise(x, fraction, noise_generator))
+        # the loss in float32: in bfloat16 the cross-entropy's clamp to
+        # 1 - 1e-7 rounds to 1 and its log to -inf
         return {"loss": reconstruction_loss(x_hat.float(), x, loss_name)}
 
     learning_rate = config["learning_rate"]
@@ -151,13 +162,15 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         biases (as DEC's Keras code; the default of earlier development
         versions). See Notes.
     precision : {"float32", "bfloat16"}, default="float32"
-        Arithmetic of the training's forward and backward passes.
-        ``"bfloat16"`` runs the layers under ``torch.autocast`` in bfloat16
-        (mixed precision): the weights, the optimizer and the loss stay
-        float32, and ``transform`` runs in float32. Faster where the
-        hardware multiplies bfloat16 natively (CPUs with AVX-512 BF16 or
-        AMX, NVIDIA GPUs from Ampere on), and possibly slower elsewhere; on
-        the CPU or a CUDA device only. See Notes for what it changes.
+        Mixed precision for the training's forward and backward passes:
+        ``"bfloat16"`` runs the layers, their output activation included,
+        under ``torch.autocast`` in bfloat16; the weights, the optimizer and
+        the loss stay float32, and ``transform`` runs in float32. Measured
+        twice as fast on a CPU with AVX-512 BF16 (see Notes); expected to be
+        faster on CPUs with AMX and on NVIDIA GPUs from Ampere on (not
+        measured here), and possibly slower on hardware without bfloat16
+        arithmetic. On the CPU or a CUDA device of compute capability 8.0
+        or later only.
     device : str or torch.device, default="auto"
         ``"auto"`` (CUDA when present, else the CPU), ``"cpu"``, ``"cuda"``,
         ``"cuda:N"`` or ``"mps"`` (untested; see the README).
@@ -235,9 +248,12 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
     one thread; MNIST-5k, the default 400 epochs, seeds 0-3, benchmark
     ``precision``): pretraining took 318 s against 628 s in float32 (1.8 to
     2.1 times faster by seed) and ended at the same training loss (0.01126
-    against 0.01124). AE + k-means accuracy was level (0.686 against 0.685);
-    AE + GMM accuracy was lower (0.708 against 0.723: below on three seeds
-    of four, level on the fourth). Not yet measured on a GPU.
+    against 0.01124, each as the training computed it). AE + k-means
+    accuracy was level (0.686 against 0.685); AE + GMM accuracy was lower
+    (0.708 against 0.723: below on three seeds of four, level on the
+    fourth). Not yet measured on a GPU. A sigmoid output computed in
+    bfloat16 moves in steps of about 0.004 near 1 (0.996, then 1.0), which
+    coarsens the fit of features near 1 under ``loss="bce"``.
 
     Examples
     --------
@@ -398,10 +414,14 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
                 f"precision='bfloat16' trains on the CPU or a CUDA device; this fit runs on "
                 f"{self.device_}. Use precision='float32' there."
             )
-        if self.device_.type == "cuda" and not torch.cuda.is_bf16_supported():
+        # bfloat16 arithmetic in hardware from compute capability 8.0
+        # (Ampere); torch.cuda.is_bf16_supported asks about the current
+        # device, not this one, and may count emulation
+        if self.device_.type == "cuda" and torch.cuda.get_device_capability(self.device_) < (8, 0):
             raise ValueError(
-                f"precision='bfloat16' needs a CUDA device with bfloat16 support; {self.device_} "
-                "has none. Use precision='float32'."
+                f"precision='bfloat16' needs a CUDA device of compute capability 8.0 or later "
+                f"(bfloat16 in hardware); {self.device_} has "
+                f"{'.'.join(map(str, torch.cuda.get_device_capability(self.device_)))}. Use precision='float32'."
             )
 
     def transform(self, X):

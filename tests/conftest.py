@@ -87,7 +87,9 @@ def blobs():
 
 class Untouchable:
     """A parameter value that raises on any use: comparison, arithmetic,
-    truth, iteration, conversion or attribute access."""
+    truth, iteration, conversion or attribute access. Identity tests
+    (``value is None``) and ``isinstance`` cannot be intercepted, so a read
+    through one of those alone goes unnoticed."""
 
     def __init__(self, name):
         self.name = name

@@ -8,7 +8,7 @@ from sklearn.metrics import adjusted_rand_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 
-from conftest import Untouchable, fast_autoencoder
+from conftest import TEST_DEVICE, Untouchable, fast_autoencoder
 import skdeepcluster._autoencoder as autoencoder_module
 from skdeepcluster import AutoEncoder
 
@@ -191,11 +191,15 @@ def test_prediction_reads_no_parameter(blobs):
     np.testing.assert_array_equal(ae.inverse_transform(ae.transform(X)), expected[1])
 
 
-@pytest.mark.parametrize("batch_norm", [False, True])
-def test_bfloat16_training_runs_the_layers_in_bfloat16_and_learns_as_float32(blobs, batch_norm):
-    X = np.clip(blobs[0] / np.abs(blobs[0]).max(), 0, 1)
-    full = fast_autoencoder(batch_norm=batch_norm, max_epochs=20).fit(X)
-    lower = fast_autoencoder(batch_norm=batch_norm, max_epochs=20, precision="bfloat16")
+#: bfloat16 pretraining needs a CPU or a CUDA device with bfloat16 in hardware.
+needs_bfloat16 = pytest.mark.skipif(
+    TEST_DEVICE.startswith("cuda") and torch.cuda.is_available() and torch.cuda.get_device_capability(TEST_DEVICE) < (8, 0),
+    reason="the test device has no bfloat16 arithmetic",
+)
+
+
+def _layer_dtypes_in_training(estimator, X):
+    """Dtypes of the first layer's outputs during ``estimator.fit(X)``."""
     dtypes = set()
     real_network = autoencoder_module._network
 
@@ -206,8 +210,21 @@ def test_bfloat16_training_runs_the_layers_in_bfloat16_and_learns_as_float32(blo
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(autoencoder_module, "_network", recording_network)
-        lower.fit(X)
-    assert dtypes == {torch.bfloat16}
+        estimator.fit(X)
+    return dtypes
+
+
+def test_float32_training_runs_in_float32(blobs):
+    assert _layer_dtypes_in_training(fast_autoencoder(max_epochs=2), blobs[0]) == {torch.float32}
+
+
+@needs_bfloat16
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_bfloat16_training_runs_the_layers_in_bfloat16_and_learns_as_float32(blobs, batch_norm):
+    X = np.clip(blobs[0] / np.abs(blobs[0]).max(), 0, 1)
+    full = fast_autoencoder(batch_norm=batch_norm, max_epochs=20).fit(X)
+    lower = fast_autoencoder(batch_norm=batch_norm, max_epochs=20, precision="bfloat16")
+    assert _layer_dtypes_in_training(lower, X) == {torch.bfloat16}
     # float32 weights, a float32 embedding and nearly the same training loss
     assert all(p.dtype == torch.float32 for p in lower.module_.parameters())
     assert np.isfinite(lower.transform(X)).all()
@@ -215,6 +232,17 @@ def test_bfloat16_training_runs_the_layers_in_bfloat16_and_learns_as_float32(blo
     assert lower.history_[-1]["loss"] < 0.5 * lower.history_[0]["loss"]
 
 
+@needs_bfloat16
+def test_bfloat16_cross_entropy_stays_finite_on_saturated_features():
+    """Pixels at exactly 0 and 1 (as MNIST's): the cross-entropy in bfloat16
+    would clamp to 1 and take log(0); it runs in float32."""
+    X = (np.random.RandomState(0).rand(300, 30) > 0.5).astype(np.float32)
+    ae = fast_autoencoder(loss="bce", output_activation="sigmoid", max_epochs=40, precision="bfloat16").fit(X)
+    losses = [record["loss"] for record in ae.history_]
+    assert np.isfinite(losses).all() and losses[-1] < losses[0]
+
+
+@needs_bfloat16
 def test_precision_is_part_of_the_cache_key(blobs, tmp_path):
     X = blobs[0]
     fast_autoencoder(memory=str(tmp_path)).fit(X)
@@ -222,9 +250,10 @@ def test_precision_is_part_of_the_cache_key(blobs, tmp_path):
 
 
 @pytest.mark.parametrize("device", ["mps", "cuda"])
-def test_bfloat16_is_refused_where_it_is_not_supported(device, monkeypatch):
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: False)
-    ae = AutoEncoder(precision="bfloat16")
-    ae.device_ = torch.device(device)  # as fit resolves it, without the hardware
+def test_fit_refuses_bfloat16_where_it_is_not_supported(blobs, device, monkeypatch):
+    # as fit resolves the device, without the hardware: an MPS device, or a
+    # CUDA device from before Ampere
+    monkeypatch.setattr(AutoEncoder, "_resolve_device", lambda self: torch.device(device))
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
     with pytest.raises(ValueError, match="precision='bfloat16'.*Use precision='float32'"):
-        ae._check_precision_supported()
+        fast_autoencoder(precision="bfloat16").fit(blobs[0])

@@ -141,9 +141,19 @@ class LayerSizes(Rule):
 
 
 def layer_sizes(value):
-    """``value`` (a tuple, list or 1-D array accepted by :class:`LayerSizes`,
-    or another parameter value) as a tuple of Python ints, so that it compares
-    and hashes as one value; anything else is returned as it is."""
+    """Layer widths as one comparable, hashable value.
+
+    Parameters
+    ----------
+    value : tuple, list, 1-D integer ndarray or other
+        A value :class:`LayerSizes` accepts, or another parameter value
+        (``"auto"``, an int).
+
+    Returns
+    -------
+    tuple of int or object
+        The widths as a tuple of Python ints; anything else as it is.
+    """
     if isinstance(value, (tuple, list, np.ndarray)):
         return tuple(int(v) for v in value)
     return value
