@@ -26,6 +26,11 @@ from .base import DEVICE_RULE, VERBOSE_RULE, TorchEstimatorMixin, check_float32_
 #: Learning rate used when ``learning_rate=None``, per optimizer.
 DEFAULT_LEARNING_RATES = {"sgd": 1.0, "adam": 1e-3}
 
+
+def effective_learning_rate(optimizer, learning_rate):
+    """The rate a pretraining runs at: ``learning_rate``, or the optimizer's default for None."""
+    return DEFAULT_LEARNING_RATES[optimizer] if learning_rate is None else learning_rate
+
 #: Part of the pretraining cache's key. joblib keys a cached call on its
 #: arguments and on the source of ``_train_autoencoder`` alone, so a change
 #: in what that function calls (the loss, the training loop, the network's
@@ -84,9 +89,7 @@ def _train_autoencoder(X, config, seed, device_type, verbose, revision):
         # 1 - 1e-7 rounds to 1 and its log to -inf
         return {"loss": reconstruction_loss(x_hat.float(), x, loss_name)}
 
-    learning_rate = config["learning_rate"]
-    if learning_rate is None:
-        learning_rate = DEFAULT_LEARNING_RATES[config["optimizer"]]
+    learning_rate = effective_learning_rate(config["optimizer"], config["learning_rate"])
     optimizer = make_optimizer(config["optimizer"], module.parameters(), learning_rate, config["momentum"])
     result = train(
         data=data,
@@ -417,11 +420,14 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         # bfloat16 arithmetic in hardware from compute capability 8.0
         # (Ampere); torch.cuda.is_bf16_supported asks about the current
         # device, not this one, and may count emulation
-        if self.device_.type == "cuda" and torch.cuda.get_device_capability(self.device_) < (8, 0):
+        if self.device_.type != "cuda":
+            return
+        capability = torch.cuda.get_device_capability(self.device_)
+        if capability < (8, 0):
             raise ValueError(
                 f"precision='bfloat16' needs a CUDA device of compute capability 8.0 or later "
-                f"(bfloat16 in hardware); {self.device_} has "
-                f"{'.'.join(map(str, torch.cuda.get_device_capability(self.device_)))}. Use precision='float32'."
+                f"(bfloat16 in hardware); {self.device_} has {capability[0]}.{capability[1]}. "
+                "Use precision='float32'."
             )
 
     def transform(self, X):

@@ -570,14 +570,12 @@ class BaseDeepClusterer(
     def _fit_autoencoder(self, autoencoder, X):
         """Pretrain; a divergence names the recipe that diverged, which is
         the autoencoder's, not necessarily this estimator's learning rate."""
-        from ._autoencoder import DEFAULT_LEARNING_RATES
+        from ._autoencoder import effective_learning_rate
 
         try:
             return autoencoder.fit(X)
         except FloatingPointError as error:
-            learning_rate = autoencoder.learning_rate
-            if learning_rate is None:
-                learning_rate = DEFAULT_LEARNING_RATES[autoencoder.optimizer]
+            learning_rate = effective_learning_rate(autoencoder.optimizer, autoencoder.learning_rate)
             own = "" if learning_rate == self.learning_rate else (
                 f" {type(self).__name__}'s learning_rate={self.learning_rate} does not set it."
             )
