@@ -134,6 +134,10 @@ class ADMMCluster(BaseDeepClusterer):
         Stop once fewer than this fraction of the labels of ``f(X)`` change
         in an ADMM iteration (the paper's 0.1 % threshold, given for
         DC-Kmeans; the code has none); 0 runs every iteration.
+    precision : {"float32", "bfloat16"}, default="float32"
+        ``"bfloat16"``: the layers of every training step, the default
+        pretraining's too, run under bfloat16 autocast; losses, cluster
+        parameters and prediction stay float32 or float64 (README, "Speed").
     device : str or torch.device, default="auto"
         ``"auto"`` (CUDA when present, else the CPU), ``"cpu"``, ``"cuda"``
         or ``"cuda:N"``. ``"mps"`` is refused: ``Y``, ``U`` and the
@@ -299,6 +303,7 @@ class ADMMCluster(BaseDeepClusterer):
         optimizer="adam",
         learning_rate=None,
         tol=1e-3,
+        precision="float32",
         device="auto",
         memory=None,
         random_state=None,
@@ -318,6 +323,7 @@ class ADMMCluster(BaseDeepClusterer):
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.tol = tol
+        self.precision = precision
         self.device = device
         self.memory = memory
         self.random_state = random_state
@@ -410,7 +416,7 @@ class ADMMCluster(BaseDeepClusterer):
         return labels
 
     def _batch_loss(self, x, index):
-        z, x_hat = self.module_(x)
+        z, x_hat = self._training_forward(self.module_, x)
         reconstruction = (x - x_hat).pow(2).sum(dim=1).mean()
         constraint = (self._fit_state["Y"][index] - z + self._fit_state["U"][index]).pow(2).sum(dim=1).mean()
         loss = reconstruction + self.constraint_weight_ * self.rho_ / 2 * constraint

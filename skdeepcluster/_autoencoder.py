@@ -1,8 +1,5 @@
 """The public autoencoder transformer, and the pretraining every method shares."""
 
-import contextlib
-import functools
-
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
@@ -18,7 +15,7 @@ from ._core.autoencoder import (
 )
 from ._core.cache import cached_call
 from ._core.data import DeviceData
-from ._core.device import as_current_device, seeded
+from ._core.device import PRECISIONS, as_current_device, check_precision_supported, seeded, training_precision
 from ._core.params import LAYER_WIDTH, Anything, CacheLocation, Integer, LayerSizes, Options, Real, layer_sizes
 from ._core.training import train
 from .base import DEVICE_RULE, VERBOSE_RULE, TorchEstimatorMixin, check_float32_range, check_unit_interval, seed_from
@@ -73,14 +70,7 @@ def _train_autoencoder(X, config, seed, device_type, verbose, revision):
     data = DeviceData(X, device)
     noise_generator = torch.Generator(device=device).manual_seed(seed + 1)
     fraction, loss_name = config["input_noise"], config["loss"]
-    if config["precision"] == "bfloat16":
-        # the layers in bfloat16; the weights, their gradients and the
-        # optimizer stay float32
-        precision = functools.partial(torch.autocast, device.type, dtype=torch.bfloat16)
-    else:
-        # no autocast context at all: older torch refuses one for MPS even
-        # when disabled, and a user's own autocast around fit stays in force
-        precision = contextlib.nullcontext
+    precision = training_precision(config["precision"], device)
 
     def batch_loss(x, index):
         with precision():
@@ -288,7 +278,7 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         "output_activation": Options(None, *ACTIVATIONS),
         "batch_norm": Options(False, True),
         "weight_init": Options(*WEIGHT_INITS),
-        "precision": Options("float32", "bfloat16"),
+        "precision": Options(*PRECISIONS),
         "device": DEVICE_RULE,
         "memory": CacheLocation(),
         "random_state": Anything(),
@@ -387,7 +377,7 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         if self.loss == "bce":
             check_unit_interval(X, "loss='bce'", "use loss='mse'")
         self.device_ = self._resolve_device()
-        self._check_precision_supported()
+        check_precision_supported(self.precision, self.device_)
         seed = seed_from(self.random_state)
         config = self._config()
         with as_current_device(self.device_):
@@ -408,27 +398,6 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         self.history_ = history
         self.n_iter_ = len(history)
         return self
-
-    def _check_precision_supported(self):
-        if self.precision != "bfloat16":
-            return
-        if self.device_.type not in ("cpu", "cuda"):
-            raise ValueError(
-                f"precision='bfloat16' trains on the CPU or a CUDA device; this fit runs on "
-                f"{self.device_}. Use precision='float32' there."
-            )
-        # bfloat16 arithmetic in hardware from compute capability 8.0
-        # (Ampere); torch.cuda.is_bf16_supported asks about the current
-        # device, not this one, and may count emulation
-        if self.device_.type != "cuda":
-            return
-        capability = torch.cuda.get_device_capability(self.device_)
-        if capability < (8, 0):
-            raise ValueError(
-                f"precision='bfloat16' needs a CUDA device of compute capability 8.0 or later "
-                f"(bfloat16 in hardware); {self.device_} has {capability[0]}.{capability[1]}. "
-                "Use precision='float32'."
-            )
 
     def transform(self, X):
         """Embedding of ``X``.

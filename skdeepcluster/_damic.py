@@ -317,6 +317,11 @@ class DAMIC(BaseDeepClusterer):
         Stop the joint training once fewer than this fraction of the labels
         change between epochs (our stand-in for the paper's unspecified
         early stopping); 0 runs all ``max_epochs``.
+    precision : {"float32", "bfloat16"}, default="float32"
+        ``"bfloat16"``: the layers of every training step (the default
+        pretraining, the gate's and experts' pretraining, the joint
+        training) run under bfloat16 autocast; losses and prediction stay
+        float32 or float64 (README, "Speed").
     device : str or torch.device, default="auto"
         ``"auto"`` (CUDA when present, else the CPU), ``"cpu"``, ``"cuda"``,
         ``"cuda:N"`` or ``"mps"`` (untested; see the README).
@@ -595,6 +600,7 @@ class DAMIC(BaseDeepClusterer):
         batch_size=256,
         learning_rate=1e-4,
         tol=0.001,
+        precision="float32",
         device="auto",
         memory=None,
         random_state=None,
@@ -616,6 +622,7 @@ class DAMIC(BaseDeepClusterer):
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.tol = tol
+        self.precision = precision
         self.device = device
         self.memory = memory
         self.random_state = random_state
@@ -671,6 +678,7 @@ class DAMIC(BaseDeepClusterer):
             output_activation=self.output_activation,
             batch_norm=True,
             weight_init="glorot",
+            precision=self.precision,
             device=self.device,
             memory=self.memory,
             random_state=random_state,
@@ -708,7 +716,7 @@ class DAMIC(BaseDeepClusterer):
 
         def batch_loss(x, index):
             with single_row_safe(gate, x.shape[0]):
-                return {"loss": F.cross_entropy(gate(x), labels[index])}
+                return {"loss": F.cross_entropy(self._training_forward(gate, x), labels[index])}
 
         return self._run_phase(data, batch_loss, gate.parameters(), self.gate_pretrain_epochs, seed + 2, "DAMIC gate")
 
@@ -725,7 +733,7 @@ class DAMIC(BaseDeepClusterer):
 
         def batch_loss(x, index):
             with single_row_safe(experts, x.shape[1]):
-                x_hat = experts(x)
+                x_hat = self._training_forward(experts, x)
             return {"loss": reconstruction_loss(x_hat, x, loss_name)}
 
         return self._run_phase(rows, batch_loss, experts.parameters(), self.expert_pretrain_epochs, seed + 3, "DAMIC experts")
@@ -745,7 +753,7 @@ class DAMIC(BaseDeepClusterer):
 
     # -- joint training of eq. (3) -------------------------------------------------
     def _batch_loss(self, x, index):
-        log_gate, distances = self.module_(x)
+        log_gate, distances = self._training_forward(self.module_, x)
         loss = mixture_nll(log_gate, distances).mean()
         with torch.no_grad():
             reconstruction = (posterior(log_gate, distances) * distances).sum(dim=1).mean()

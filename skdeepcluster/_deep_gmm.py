@@ -114,6 +114,10 @@ class DeepGMM(BaseDeepClusterer):
     tol : float, default=0.0
         Stop once fewer than this fraction of the labels change in an
         epoch; 0 runs every epoch, as the paper's fixed iteration count.
+    precision : {"float32", "bfloat16"}, default="float32"
+        ``"bfloat16"``: the layers of every training step, the default
+        pretraining's too, run under bfloat16 autocast; losses, cluster
+        parameters and prediction stay float32 or float64 (README, "Speed").
     device : str or torch.device, default="auto"
         ``"auto"`` (CUDA when present, else the CPU), ``"cpu"``, ``"cuda"``
         or ``"cuda:N"``. ``"mps"`` is refused: the mixture is trained in
@@ -268,6 +272,7 @@ class DeepGMM(BaseDeepClusterer):
         optimizer="adam",
         learning_rate=None,
         tol=0.0,
+        precision="float32",
         device="auto",
         memory=None,
         random_state=None,
@@ -288,6 +293,7 @@ class DeepGMM(BaseDeepClusterer):
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.tol = tol
+        self.precision = precision
         self.device = device
         self.memory = memory
         self.random_state = random_state
@@ -333,9 +339,9 @@ class DeepGMM(BaseDeepClusterer):
     def _batch_loss(self, x, index):
         module = self.module_
         if self.reconstruction_weight > 0:
-            z, x_hat = module(x)
+            z, x_hat = self._training_forward(module, x)
         else:
-            z = module.encoder(x)
+            z = self._training_forward(module.encoder, x)
         log_likelihood = torch.logsumexp(self._log_joint(module, z), dim=1).mean()
         separation = neighbour_separation(module.centers, self.n_neighbors_)
         loss = -log_likelihood - self.separation_weight * separation

@@ -97,6 +97,10 @@ class DeepKMeans(BaseDeepClusterer):
     tol : float, default=0.0
         Stop once fewer than this fraction of labels change between epochs.
         The paper has no stopping rule (0 disables it).
+    precision : {"float32", "bfloat16"}, default="float32"
+        ``"bfloat16"``: the layers of every training step, the default
+        pretraining's too, run under bfloat16 autocast; losses, cluster
+        parameters and prediction stay float32 or float64 (README, "Speed").
     device : str or torch.device, default="auto"
         ``"auto"`` (CUDA when present, else the CPU), ``"cpu"``, ``"cuda"``,
         ``"cuda:N"`` or ``"mps"`` (untested; see the README).
@@ -215,6 +219,7 @@ class DeepKMeans(BaseDeepClusterer):
         batch_size=256,
         learning_rate=None,
         tol=0.0,
+        precision="float32",
         device="auto",
         memory=None,
         random_state=None,
@@ -231,6 +236,7 @@ class DeepKMeans(BaseDeepClusterer):
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.tol = tol
+        self.precision = precision
         self.device = device
         self.memory = memory
         self.random_state = random_state
@@ -290,7 +296,7 @@ class DeepKMeans(BaseDeepClusterer):
         labels[farthest] = empty
 
     def _batch_loss(self, x, index):
-        z, x_hat = self.module_(x)
+        z, x_hat = self._training_forward(self.module_, x)
         reconstruction = (x - x_hat).pow(2).sum(dim=1).mean()
         distances = squared_distances(z, self.module_.centers)
         weights = soft_kmeans_weights(distances, self._fit_state["alpha"])

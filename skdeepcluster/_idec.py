@@ -107,6 +107,10 @@ class IDEC(BaseDeepClusterer):
         delta, the stopping threshold: stop when fewer than this fraction of
         the labels changed between two updates of ``P`` (the paper's 0.1 %).
         ``0`` disables the rule.
+    precision : {"float32", "bfloat16"}, default="float32"
+        ``"bfloat16"``: the layers of every training step, the default
+        pretraining's too, run under bfloat16 autocast; losses, cluster
+        parameters and prediction stay float32 or float64 (README, "Speed").
     device : str or torch.device, default="auto"
         ``"auto"`` (CUDA when present, else the CPU), ``"cpu"``, ``"cuda"``
         or ``"cuda:N"``. ``"mps"`` is refused: the target distribution is
@@ -247,6 +251,7 @@ class IDEC(BaseDeepClusterer):
         batch_size=256,
         learning_rate=1e-3,
         tol=1e-3,
+        precision="float32",
         device="auto",
         memory=None,
         random_state=None,
@@ -263,6 +268,7 @@ class IDEC(BaseDeepClusterer):
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.tol = tol
+        self.precision = precision
         self.device = device
         self.memory = memory
         self.random_state = random_state
@@ -308,9 +314,9 @@ class IDEC(BaseDeepClusterer):
 
     def _batch_loss(self, x, index):
         if self._with_reconstruction:
-            z, x_hat = self.module_(x)
+            z, x_hat = self._training_forward(self.module_, x)
         else:
-            z = self.module_.encoder(x)
+            z = self._training_forward(self.module_.encoder, x)
         target = self._fit_state["target"][index]
         clustering = clustering_loss(target, log_soft_assignment(z, self.module_.centers))
         parts = {"clustering": clustering}
@@ -367,6 +373,10 @@ class DEC(IDEC):
     tol : float, default=1e-3
         Stop when fewer than this fraction of the labels changed between two
         updates of ``P`` (DEC's 0.1 %). ``0`` disables the rule.
+    precision : {"float32", "bfloat16"}, default="float32"
+        ``"bfloat16"``: the layers of every training step, the default
+        pretraining's too, run under bfloat16 autocast; losses, cluster
+        parameters and prediction stay float32 or float64 (README, "Speed").
     device : str or torch.device, default="auto"
         As for :class:`IDEC`; ``"mps"`` is refused.
     memory : None, str, os.PathLike or joblib.Memory, default=None
@@ -453,6 +463,7 @@ class DEC(IDEC):
         batch_size=256,
         learning_rate=0.01,
         tol=1e-3,
+        precision="float32",
         device="auto",
         memory=None,
         random_state=None,
@@ -468,6 +479,7 @@ class DEC(IDEC):
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.tol = tol
+        self.precision = precision
         self.device = device
         self.memory = memory
         self.random_state = random_state

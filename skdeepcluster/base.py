@@ -28,7 +28,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._core.data import DeviceData
-from ._core.device import float64_device, resolve_device, seeded
+from ._core.device import PRECISIONS, check_precision_supported, float64_device, resolve_device, seeded, training_precision
 from ._core.params import (
     FLOAT32_MAX,
     LAYER_WIDTH,
@@ -110,6 +110,16 @@ def warn_at_caller(message, category):
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR + os.sep):
         frame, stacklevel = frame.f_back, stacklevel + 1
     warnings.warn(message, category, stacklevel=stacklevel)
+
+
+def as_float32(output):
+    """A network's output (a tensor or a tuple of them) with its bfloat16 or
+    float16 tensors cast to float32; other tensors as they are."""
+    if isinstance(output, tuple):
+        return tuple(as_float32(item) for item in output)
+    if output.dtype in (torch.bfloat16, torch.float16):
+        return output.float()
+    return output
 
 
 def seed_from(random_state):
@@ -241,6 +251,7 @@ SHARED_RULES = {
     "batch_size": Integer(low=1),
     "learning_rate": Real(low=0, low_open=True),
     "tol": Real(low=0, float32=False),  # compared in Python floats
+    "precision": Options(*PRECISIONS),
     "device": DEVICE_RULE,
     "memory": CacheLocation(),
     "random_state": Anything(),
@@ -339,6 +350,7 @@ class BaseDeepClusterer(
             embedding_dim=self._embedding_dim(),
             max_epochs=self.pretrain_epochs,
             batch_size=self.batch_size,
+            precision=self.precision,
             device=self.device,
             memory=self.memory,
             random_state=random_state,
@@ -437,6 +449,7 @@ class BaseDeepClusterer(
             )
         self._check_method_params(X)
         self.device_ = self._resolve_device()
+        check_precision_supported(self.precision, self.device_)
         seed = seed_from(self.random_state)
         ae_state = self.random_state if isinstance(self.random_state, (int, np.integer)) else seed
 
@@ -502,6 +515,20 @@ class BaseDeepClusterer(
         # (DAMIC's networks, a given autoencoder's) are undefined
         with single_row_safe(self.module_, x.shape[0]):
             return self._batch_loss(x, index)
+
+    def _training_forward(self, network, x):
+        """``network(x)`` in a training step, in ``precision``; floating
+        outputs come back in float32.
+
+        Every forward pass of a ``_batch_loss`` (and of a method's own
+        training phases, as DAMIC's pretraining) goes through here, so that
+        ``precision="bfloat16"`` runs the layers in bfloat16 while the losses
+        are computed in float32 (a cross-entropy's clamp to ``1 - 1e-7``
+        would round to 1 in bfloat16).
+        """
+        with training_precision(self.precision, self.device_)():
+            output = network(x)
+        return as_float32(output)
 
     def _check_method_params(self, X):
         """Checks that need the data (override to add some)."""

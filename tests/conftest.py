@@ -69,6 +69,12 @@ def fast(cls, **overrides):
 CLUSTERERS = skdeepcluster.CLUSTERERS
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
+#: bfloat16 training needs a CPU or a CUDA device with bfloat16 in hardware.
+needs_bfloat16 = pytest.mark.skipif(
+    TEST_DEVICE.startswith("cuda") and torch.cuda.is_available() and torch.cuda.get_device_capability(TEST_DEVICE) < (8, 0),
+    reason="the test device has no bfloat16 arithmetic",
+)
+
 
 @pytest.fixture
 def float64():

@@ -8,7 +8,7 @@ from sklearn.metrics import adjusted_rand_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 
-from conftest import TEST_DEVICE, Untouchable, fast_autoencoder
+from conftest import Untouchable, fast_autoencoder, needs_bfloat16
 import skdeepcluster._autoencoder as autoencoder_module
 from skdeepcluster import AutoEncoder
 
@@ -189,13 +189,6 @@ def test_prediction_reads_no_parameter(blobs):
     ae.set_params(**{name: Untouchable(name) for name in ae.get_params(deep=False)})
     np.testing.assert_array_equal(ae.transform(X), expected[0])
     np.testing.assert_array_equal(ae.inverse_transform(ae.transform(X)), expected[1])
-
-
-#: bfloat16 pretraining needs a CPU or a CUDA device with bfloat16 in hardware.
-needs_bfloat16 = pytest.mark.skipif(
-    TEST_DEVICE.startswith("cuda") and torch.cuda.is_available() and torch.cuda.get_device_capability(TEST_DEVICE) < (8, 0),
-    reason="the test device has no bfloat16 arithmetic",
-)
 
 
 def _layer_dtypes_in_training(estimator, X):

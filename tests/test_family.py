@@ -8,11 +8,12 @@ import pytest
 import scipy.sparse as sp
 import torch
 from sklearn.base import clone
+from torch.overrides import TorchFunctionMode
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 
-from conftest import CLUSTERERS, CUDA, Untouchable, fast, fast_autoencoder
+from conftest import CLUSTERERS, CUDA, Untouchable, fast, fast_autoencoder, needs_bfloat16
 
 pytestmark = pytest.mark.parametrize("cls", CLUSTERERS, ids=lambda c: c.__name__)
 
@@ -64,6 +65,70 @@ def test_learns_separated_blobs(cls, blobs):
     X, y = blobs
     est = fast(cls, n_clusters=3).fit(MinMaxScaler().fit_transform(X))
     assert adjusted_rand_score(y, est.labels_) > 0.9
+
+
+# -- precision ------------------------------------------------------------------
+
+#: The layers' products: what bfloat16 autocast runs in bfloat16.
+_MATRIX_PRODUCTS = {
+    torch.nn.functional.linear, torch.matmul, torch.mm, torch.bmm, torch.addmm, torch.baddbmm,
+    torch.Tensor.__matmul__, torch.einsum,
+}
+
+
+class _TrainingProductDtypes(TorchFunctionMode):
+    """Records the dtypes of the float32-or-lower matrix products computed
+    with gradients on: those of the training steps, not of checkpoints or
+    prediction (float64 products, a method's float64 state, are its own)."""
+
+    def __init__(self):
+        super().__init__()
+        self.dtypes = set()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        output = func(*args, **(kwargs or {}))
+        if func in _MATRIX_PRODUCTS and torch.is_grad_enabled() and output.dtype != torch.float64:
+            self.dtypes.add(output.dtype)
+        return output
+
+
+def _training_product_dtypes(estimator, X):
+    with _TrainingProductDtypes() as recorder:
+        estimator.fit(X)
+    return recorder.dtypes
+
+
+@needs_bfloat16
+def test_bfloat16_runs_every_training_step_in_bfloat16(cls, blobs):
+    """The default pretraining, a method's own phases and the clustering
+    stage; the labels as good as in float32, and float32 weights."""
+    from sklearn.metrics import adjusted_rand_score
+
+    X, y = blobs
+    X = MinMaxScaler().fit_transform(X)
+    est = fast(cls, n_clusters=3, autoencoder=None, precision="bfloat16")
+    assert _training_product_dtypes(est, X) == {torch.bfloat16}
+    assert est.autoencoder_.precision == "bfloat16"
+    assert all(p.dtype != torch.bfloat16 for p in est.module_.parameters())
+    assert adjusted_rand_score(y, est.labels_) > 0.9
+    assert all(np.isfinite(record["loss"]) for record in est.history_)
+
+
+def test_float32_trains_in_float32(cls, blobs):
+    X, _ = blobs
+    est = fast(cls, n_clusters=3, autoencoder=None)
+    assert _training_product_dtypes(est, MinMaxScaler().fit_transform(X)) == {torch.float32}
+
+
+@pytest.mark.parametrize("device", ["mps", "cuda"])
+def test_bfloat16_is_refused_where_it_is_not_supported(cls, blobs, device, monkeypatch):
+    # as fit resolves the device, without the hardware: an MPS device, or a
+    # CUDA device from before Ampere
+    monkeypatch.setattr(cls, "_resolve_device", lambda self: torch.device(device))
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
+    fitted_autoencoder = fast_autoencoder().fit(blobs[0])
+    with pytest.raises(ValueError, match="precision='bfloat16'.*Use precision='float32'"):
+        fast(cls, n_clusters=3, autoencoder=fitted_autoencoder, precision="bfloat16").fit(blobs[0])
 
 
 def test_pickle_round_trip(cls, fitted):
@@ -288,6 +353,7 @@ def test_wrong_feature_count_at_predict(cls, fitted):
         ({"learning_rate": 0.0}, "'learning_rate' parameter .* > 0"),
         ({"n_clusters": 0}, "'n_clusters' parameter"),
         ({"hidden_dims": (32, 0)}, "'hidden_dims' parameter"),
+        ({"precision": "float16"}, "'precision' parameter .* 'float32', 'bfloat16'"),
         ({"device": "tpu"}, "device must be"),
         ({"device": 3}, "device must be"),
         ({"learning_rate": 1e39}, "'learning_rate' parameter .* at most 3.4e\\+38"),

@@ -6,7 +6,7 @@ import torch
 from sklearn.metrics import adjusted_rand_score
 from sklearn.preprocessing import MinMaxScaler
 
-from conftest import fast
+from conftest import fast, fast_autoencoder, needs_bfloat16
 from skdeepcluster import DEC, IDEC
 from skdeepcluster._idec import clustering_loss, log_soft_assignment, soft_assignment, target_distribution
 
@@ -214,3 +214,15 @@ def test_a_fitted_bce_autoencoder_needs_unit_interval_data(blobs):
         fast(IDEC, n_clusters=3, autoencoder=autoencoder).fit(X * 5)
     # DEC has no reconstruction term
     fast(DEC, n_clusters=3, autoencoder=autoencoder).fit(X * 5)
+
+
+@needs_bfloat16
+def test_bfloat16_keeps_the_autoencoders_cross_entropy_finite():
+    """Pixels at exactly 0 and 1 and an autoencoder trained with the
+    cross-entropy, whose loss IDEC keeps: in bfloat16 the loss's clamp to
+    1 - 1e-7 would round to 1 and its log to -inf; the loss runs in float32."""
+    X = (np.random.RandomState(0).rand(300, 30) > 0.5).astype(np.float32)
+    autoencoder = fast_autoencoder(loss="bce", output_activation="sigmoid", max_epochs=40).fit(X)
+    est = fast(IDEC, n_clusters=3, autoencoder=autoencoder, max_epochs=20, tol=0.0, precision="bfloat16").fit(X)
+    reconstruction = [record["reconstruction"] for record in est.history_]
+    assert np.isfinite(reconstruction).all()

@@ -1,6 +1,8 @@
-"""Turn the user's ``device`` parameter into a :class:`torch.device`."""
+"""Turn the user's ``device`` parameter into a :class:`torch.device`, and
+what a device allows (float64, bfloat16 training)."""
 
 import contextlib
+import functools
 import re
 
 import torch
@@ -102,6 +104,51 @@ def as_current_device(device):
     if device.type == "cuda" and device.index is not None:
         return torch.cuda.device(device)
     return contextlib.nullcontext()
+
+
+#: The ``precision`` values a training accepts.
+PRECISIONS = ("float32", "bfloat16")
+
+
+def check_precision_supported(precision, device):
+    """Raise a ValueError if training in ``precision`` is not supported on ``device``.
+
+    bfloat16 autocast runs on the CPU and on CUDA devices with bfloat16 in
+    hardware (compute capability 8.0, Ampere, and later).
+    """
+    if precision != "bfloat16":
+        return
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(
+            f"precision='bfloat16' trains on the CPU or a CUDA device; this fit runs on "
+            f"{device}. Use precision='float32' there."
+        )
+    if device.type != "cuda":
+        return
+    # torch.cuda.is_bf16_supported asks about the current device, not this
+    # one, and may count emulation
+    capability = torch.cuda.get_device_capability(device)
+    if capability < (8, 0):
+        raise ValueError(
+            f"precision='bfloat16' needs a CUDA device of compute capability 8.0 or later "
+            f"(bfloat16 in hardware); {device} has {capability[0]}.{capability[1]}. "
+            "Use precision='float32'."
+        )
+
+
+def training_precision(precision, device):
+    """A factory of the context in which a training step's forward pass runs.
+
+    ``"bfloat16"``: ``torch.autocast`` in bfloat16, which runs the layers
+    (linear, batched matrix products) in bfloat16 while the weights, their
+    gradients and the optimizer stay float32; float64 tensors are left
+    alone. ``"float32"``: no autocast context at all, since older torch
+    refuses one for MPS even when disabled, and a user's own autocast around
+    ``fit`` stays in force.
+    """
+    if precision == "bfloat16":
+        return functools.partial(torch.autocast, torch.device(device).type, dtype=torch.bfloat16)
+    return contextlib.nullcontext
 
 
 class seeded:
