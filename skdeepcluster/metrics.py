@@ -10,12 +10,15 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import make_scorer
 from sklearn.metrics.cluster import contingency_matrix
-from sklearn.utils.validation import check_consistent_length, column_or_1d
+from sklearn.utils.validation import check_array, check_consistent_length, column_or_1d
 
 
 def _contingency(labels_true, labels_pred):
-    labels_true = column_or_1d(labels_true)
-    labels_pred = column_or_1d(labels_pred)
+    # NaN equals nothing, so each NaN would count as a class of its own
+    labels_true, labels_pred = (
+        column_or_1d(check_array(labels, ensure_2d=False, ensure_min_samples=0, dtype=None, input_name=name))
+        for labels, name in ((labels_true, "labels_true"), (labels_pred, "labels_pred"))
+    )
     check_consistent_length(labels_true, labels_pred)
     if labels_true.shape[0] == 0:
         raise ValueError("labels_true and labels_pred are empty: nothing to score.")

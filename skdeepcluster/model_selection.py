@@ -24,7 +24,7 @@ Examples
 
 import numpy as np
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import column_or_1d
+from sklearn.utils.validation import check_consistent_length, column_or_1d
 
 UNLABELLED = -1
 
@@ -90,8 +90,9 @@ class FitAllScoreLabelled:
 
     Parameters
     ----------
-    unlabelled : int, default=-1
-        Label value of rows without a known class.
+    unlabelled : int, float, str or NaN, default=-1
+        Label value of rows without a known class; ``np.nan`` marks them in a
+        float ``y`` (compared with ``np.isnan``, as NaN equals nothing).
     """
 
     def __init__(self, unlabelled=UNLABELLED):
@@ -106,18 +107,29 @@ class FitAllScoreLabelled:
         Raises
         ------
         ValueError
-            If ``y`` is missing or has no labelled row.
+            If ``y`` is missing, has no labelled row or not one label per
+            row of ``X``.
         """
         if y is None:
-            raise ValueError("FitAllScoreLabelled needs y, with -1 on unlabelled rows.")
+            raise ValueError(f"FitAllScoreLabelled needs y, with {self.unlabelled!r} on unlabelled rows.")
         y = column_or_1d(y)
-        labelled = np.flatnonzero(y != self.unlabelled)
+        if X is not None:
+            check_consistent_length(X, y)
+        labelled = np.flatnonzero(~self._is_unlabelled(y))
         if labelled.size == 0:
             raise ValueError(
                 f"y has no labelled row (every value is {self.unlabelled}); "
                 "there is nothing to score on."
             )
         yield np.arange(y.shape[0]), labelled
+
+    def _is_unlabelled(self, y):
+        marker = self.unlabelled
+        if isinstance(marker, (float, np.floating)) and np.isnan(marker):
+            if y.dtype.kind == "f":
+                return np.isnan(y)
+            return np.array([isinstance(value, (float, np.floating)) and np.isnan(value) for value in y], dtype=bool)
+        return y == marker
 
     def __repr__(self):
         return f"FitAllScoreLabelled(unlabelled={self.unlabelled!r})"

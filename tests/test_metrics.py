@@ -35,6 +35,11 @@ def test_errors():
         clustering_accuracy([0, 1], [0, 1, 1])
     with pytest.raises(ValueError, match="empty"):
         clustering_accuracy([], [])
+    # each NaN would be a class of its own (NaN equals nothing): 1.0 here
+    with pytest.raises(ValueError, match="labels_true contains NaN"):
+        clustering_accuracy([0.0, np.nan], [0, 1])
+    with pytest.raises(ValueError, match="labels_pred contains NaN"):
+        purity_score([0, 1], [0.0, np.nan])
 
 
 def test_validation_labels_protocol():
@@ -64,6 +69,16 @@ def test_fit_all_score_labelled_split():
         list(FitAllScoreLabelled().split(None, np.full(3, -1)))
     with pytest.raises(ValueError, match="needs y"):
         list(FitAllScoreLabelled().split(None))
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        list(FitAllScoreLabelled().split(np.zeros((6, 1)), y))
+
+
+@pytest.mark.parametrize("y", [np.array([np.nan, 3, np.nan, 0, np.nan]), np.array([np.nan, "b", np.nan, "a", np.nan], dtype=object)])
+def test_nan_marks_unlabelled_rows(y):
+    """NaN equals nothing, so ``y != nan`` would score every row."""
+    ((train, score),) = list(FitAllScoreLabelled(unlabelled=np.nan).split(np.zeros((5, 1)), y))
+    np.testing.assert_array_equal(train, np.arange(5))
+    np.testing.assert_array_equal(score, [1, 3])
 
 
 @pytest.mark.parametrize("scoring", [accuracy_scorer, SCORERS["purity"], "adjusted_rand_score"])
