@@ -26,7 +26,7 @@ def annealing_alphas(n_values=40, start=0.1):
 
 
 class _SequenceOfPositiveFloats:
-    description = f"a positive float, 'annealing' or a non-empty sequence of positive floats up to {FLOAT32_MAX:.3g}"
+    description = f"a non-empty sequence of positive floats up to {FLOAT32_MAX:.3g}"
 
     def accepts(self, value):
         if isinstance(value, (str, numbers.Number)):
@@ -70,8 +70,10 @@ class DeepKMeans(BaseDeepClusterer):
         Number of clusters K.
     alpha : float, "annealing" or sequence of float, default=1000.0
         Inverse temperature of the soft assignment. A float is constant; a
-        sequence is spread evenly over the epochs; ``"annealing"`` is the
-        paper's 40-value schedule (:func:`annealing_alphas`).
+        sequence is spread evenly over the epochs (each value for an equal
+        share of them; with fewer epochs than values, evenly spaced values
+        from the first to the last); ``"annealing"`` is the paper's 40-value
+        schedule (:func:`annealing_alphas`).
     clustering_weight : float, default=0.01
         lambda, the weight of the k-means term against the reconstruction
         term. The paper selects it on a validation set from 1e-4 .. 1e3 and
@@ -100,7 +102,8 @@ class DeepKMeans(BaseDeepClusterer):
     precision : {"float32", "bfloat16"}, default="float32"
         ``"bfloat16"``: the layers of every training step, the default
         pretraining's too, run under bfloat16 autocast; losses, cluster
-        parameters and prediction stay float32 or float64 (README, "Speed").
+        parameters and prediction stay float32 or float64 (README section
+        "Mixed precision").
     device : str or torch.device, default="auto"
         ``"auto"`` (CUDA when present, else the CPU), ``"cpu"``, ``"cuda"``,
         ``"cuda:N"`` or ``"mps"`` (untested; see the README).
@@ -259,8 +262,16 @@ class DeepKMeans(BaseDeepClusterer):
 
     def _alpha_at_epoch(self, epoch):
         schedule = self._alpha_schedule()
-        position = epoch * len(schedule) // max(self.max_epochs, 1)
-        return float(schedule[min(position, len(schedule) - 1)])
+        n_values, n_epochs = len(schedule), max(self.max_epochs, 1)
+        if n_epochs >= n_values:
+            # each value for an equal share of the epochs, the last value last
+            position = epoch * n_values // n_epochs
+        else:
+            # fewer epochs than values: evenly spaced values, the first and
+            # the last among them, so that the annealing still ends where
+            # the schedule does
+            position = round(epoch * (n_values - 1) / max(n_epochs - 1, 1))
+        return float(schedule[min(position, n_values - 1)])
 
     def _init_clusters(self, Z, data, seed):
         if self.autoencoder_ is None:  # DKM^a: no pretraining

@@ -1,5 +1,7 @@
 """Deep k-Means mathematics and variants."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -82,9 +84,27 @@ def test_alpha_sequence_is_spread_over_epochs(blobs, n_rows):
     assert est.alpha_ == est.history_[-1]["alpha"]
 
 
+@pytest.mark.parametrize(
+    "alpha, max_epochs, expected",
+    [
+        ([1.0, 2.0, 3.0, 4.0], 2, [1.0, 4.0]),
+        ([1.0, 2.0, 3.0, 4.0], 3, [1.0, 3.0, 4.0]),
+        ("annealing", 4, annealing_alphas()[[0, 13, 26, 39]]),
+        ([1.0, 2.0, 3.0], 1, [1.0]),
+    ],
+)
+def test_fewer_epochs_than_alphas_still_end_on_the_last(blobs, alpha, max_epochs, expected):
+    """The annealing ends where its schedule does, and ``alpha_`` (which
+    ``predict_proba`` uses) with it."""
+    est = fast(DeepKMeans, n_clusters=3, alpha=alpha, max_epochs=max_epochs).fit(blobs[0])
+    np.testing.assert_allclose([h["alpha"] for h in est.history_], expected, rtol=1e-6)
+    assert est.alpha_ == pytest.approx(expected[-1])
+
+
 @pytest.mark.parametrize("alpha", [0.0, -1.0, "anneal", [], [1.0, -2.0], [1.0, 1e39], [10**400]])
 def test_bad_alpha(blobs, alpha):
-    with pytest.raises(ValueError, match="'alpha' parameter"):
+    allowed = "a float > 0 or 'annealing' or a non-empty sequence of positive floats up to 3.4e+38; got"
+    with pytest.raises(ValueError, match=re.escape(f"'alpha' parameter of DeepKMeans must be {allowed}")):
         fast(DeepKMeans, n_clusters=3, alpha=alpha).fit(blobs[0])
 
 

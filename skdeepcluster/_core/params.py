@@ -108,7 +108,7 @@ class Real(Rule):
 class Options(Rule):
     def __init__(self, *options):
         self.options = options
-        self.description = "one of " + ", ".join(repr(o) for o in options)
+        self.description = repr(options[0]) if len(options) == 1 else "one of " + ", ".join(repr(o) for o in options)
 
     def accepts(self, value):
         if isinstance(value, np.generic):  # numpy's str and bool, as from a parameter grid array
