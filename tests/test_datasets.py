@@ -6,7 +6,7 @@ import pytest
 from sklearn.cluster import KMeans
 from sklearn.metrics import normalized_mutual_info_score
 
-from skdeepcluster.datasets import load_fashion_mnist, load_mnist_idx, make_dcn_synthetic, read_idx
+from skdeepcluster.datasets import load_fashion_mnist, load_mnist_5k, load_mnist_idx, make_dcn_synthetic, read_idx
 
 
 @pytest.mark.parametrize("latent", ["elongated", "round"])
@@ -42,6 +42,29 @@ def test_dcn_synthetic_rejects_unknown_latent():
         make_dcn_synthetic(latent="square")
 
 
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"n_samples": 3}, r"n_samples must be an int >= 4; got 3"),
+        ({"n_samples": -5}, "n_samples must be an int >= 4"),
+        ({"n_samples": 40.0}, "n_samples must be an int >= 4; got 40.0"),
+        ({"n_features": 0}, "n_features must be an int >= 1"),
+        ({"n_features": True}, "n_features must be an int >= 1"),
+    ],
+)
+def test_dcn_synthetic_rejects_bad_sizes(params, match):
+    with pytest.raises(ValueError, match=match):
+        make_dcn_synthetic(**params)
+
+
+@pytest.mark.parametrize("scale", [0, -1, np.inf, np.nan, "1/255", True])
+def test_loaders_reject_a_bad_scale(tmp_path, scale):
+    with pytest.raises(ValueError, match="scale must be a positive finite number"):
+        load_mnist_5k(scale=scale)
+    with pytest.raises(ValueError, match="scale must be a positive finite number"):
+        load_mnist_idx(str(tmp_path), scale=scale)
+
+
 def _write_idx(path, array):
     header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(">" + "I" * array.ndim, *array.shape)
     opener = gzip.open if str(path).endswith(".gz") else open
@@ -68,6 +91,14 @@ def test_read_idx_rejects_truncated_file(tmp_path):
     with open(path, "wb") as handle:
         handle.write(struct.pack(">HBB", 0, 0x08, 1) + struct.pack(">I", 10) + bytes(4))
     with pytest.raises(ValueError, match="header says shape"):
+        read_idx(str(path))
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00\x00", struct.pack(">HBB", 0, 0x08, 3) + bytes(5)])
+def test_read_idx_rejects_a_file_that_ends_inside_its_header(tmp_path, content):
+    path = tmp_path / "short-idx"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match="short-idx ends inside its IDX header"):
         read_idx(str(path))
 
 
