@@ -117,7 +117,8 @@ class DeepGMM(BaseDeepClusterer):
     precision : {"float32", "bfloat16"}, default="float32"
         ``"bfloat16"``: the layers of every training step, the default
         pretraining's too, run under bfloat16 autocast; losses, cluster
-        parameters and prediction stay float32 or float64 (README, "Speed").
+        parameters and prediction stay float32 or float64 (README section
+        "Mixed precision").
     device : str or torch.device, default="auto"
         ``"auto"`` (CUDA when present, else the CPU), ``"cpu"``, ``"cuda"``
         or ``"cuda:N"``. ``"mps"`` is refused: the mixture is trained in
@@ -385,3 +386,24 @@ class DeepGMM(BaseDeepClusterer):
 
     def _soft_assign(self, module, x):
         return torch.softmax(self._log_joint(module, module.encoder(x)), dim=1)
+
+    def score(self, X, y=None):
+        """Mean log-likelihood of the embedded ``X`` under the fitted mixture.
+
+        ``mean_i log p(f(x_i) | lambda)`` (eq. 1), as
+        :meth:`sklearn.mixture.GaussianMixture.score` on ``transform(X)``;
+        higher is better. Embeddings of different models have different
+        scales, so this is not a model-selection criterion across
+        hyperparameters.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : Ignored
+
+        Returns
+        -------
+        score : float
+        """
+        log_likelihoods = self._map(X, lambda m, x: torch.logsumexp(self._log_joint(m, m.encoder(x)), dim=1))
+        return float(log_likelihoods.mean())

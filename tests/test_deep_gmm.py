@@ -134,6 +134,8 @@ def test_starts_from_em_and_predicts_with_the_fitted_mixture(blobs, covariance_t
     gmm = _sklearn_mixture(est)
     np.testing.assert_allclose(est.predict_proba(X), gmm.predict_proba(est.transform(X)), atol=1e-8)
     np.testing.assert_array_equal(est.labels_, gmm.predict(est.transform(X)))
+    # score: the mixture's mean log-likelihood, as GaussianMixture's
+    assert est.score(X) == pytest.approx(gmm.score(est.transform(X)), rel=1e-8)
     assert est.weights_.sum() == pytest.approx(1.0)
     variances = est.covariances_ if covariance_type == "diag" else np.linalg.eigvalsh(est.covariances_)
     assert np.all(variances >= est.reg_covar * (1 - 1e-6))
