@@ -321,7 +321,7 @@ class DAMIC(BaseDeepClusterer):
         ``"bfloat16"``: the layers of every training step (the default
         pretraining, the gate's and experts' pretraining, the joint
         training) run under bfloat16 autocast; losses and prediction stay
-        float32 or float64 (README, "Speed").
+        float32 or float64 (README section "Mixed precision").
     device : str or torch.device, default="auto"
         ``"auto"`` (CUDA when present, else the CPU), ``"cpu"``, ``"cuda"``,
         ``"cuda:N"`` or ``"mps"`` (untested; see the README).

@@ -110,7 +110,8 @@ class IDEC(BaseDeepClusterer):
     precision : {"float32", "bfloat16"}, default="float32"
         ``"bfloat16"``: the layers of every training step, the default
         pretraining's too, run under bfloat16 autocast; losses, cluster
-        parameters and prediction stay float32 or float64 (README, "Speed").
+        parameters and prediction stay float32 or float64 (README section
+        "Mixed precision").
     device : str or torch.device, default="auto"
         ``"auto"`` (CUDA when present, else the CPU), ``"cpu"``, ``"cuda"``
         or ``"cuda:N"``. ``"mps"`` is refused: the target distribution is
@@ -376,7 +377,8 @@ class DEC(IDEC):
     precision : {"float32", "bfloat16"}, default="float32"
         ``"bfloat16"``: the layers of every training step, the default
         pretraining's too, run under bfloat16 autocast; losses, cluster
-        parameters and prediction stay float32 or float64 (README, "Speed").
+        parameters and prediction stay float32 or float64 (README section
+        "Mixed precision").
     device : str or torch.device, default="auto"
         As for :class:`IDEC`; ``"mps"`` is refused.
     memory : None, str, os.PathLike or joblib.Memory, default=None

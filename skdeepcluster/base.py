@@ -250,7 +250,8 @@ SHARED_RULES = {
     "max_epochs": Integer(low=0),
     "batch_size": Integer(low=1),
     "learning_rate": Real(low=0, low_open=True),
-    "tol": Real(low=0, float32=False),  # compared in Python floats
+    # a fraction of the labels, compared in Python floats
+    "tol": Real(low=0, high=1, float32=False),
     "precision": Options(*PRECISIONS),
     "device": DEVICE_RULE,
     "memory": CacheLocation(),
@@ -303,7 +304,10 @@ class BaseDeepClusterer(
     ``_batch_loss(x, index) -> dict``
         Loss parts of one mini-batch; ``"loss"`` is minimised. A one-row
         batch (``batch_size=1``) runs with batch norm on its running
-        statistics.
+        statistics. Its network calls go through
+        ``self._training_forward(network, x)``, which applies ``precision``
+        (a common test checks that every training product is bfloat16
+        under ``precision="bfloat16"``).
     ``_embed(module, x)``, ``_soft_assign(module, x)``, ``_hard_assign(module, x)``
         Embedding, cluster probabilities and labels of a batch, used by
         ``transform``, ``predict_proba`` and ``predict`` (default: the
@@ -320,7 +324,8 @@ class BaseDeepClusterer(
         clustering parameters to public attributes after training, when
         ``_fit_state`` is gone. A method that sets ``cluster_centers_``
         (in its embedding space) gets ``inertia_`` and the default
-        ``score``; one without centres overrides ``score``, as DAMIC does.
+        ``score``; one without centres overrides ``score``, as DAMIC does, and
+        so may one whose model has a likelihood (DeepGMM: its mixture's).
 
     Per-sample training state lives in ``self._fit_state`` (a dict) and is
     deleted when training ends. Class attributes a method may set:

@@ -354,6 +354,8 @@ def test_wrong_feature_count_at_predict(cls, fitted):
         ({"n_clusters": 0}, "'n_clusters' parameter"),
         ({"hidden_dims": (32, 0)}, "'hidden_dims' parameter"),
         ({"precision": "float16"}, "'precision' parameter .* 'float32', 'bfloat16'"),
+        # a fraction of the labels: above 1 every check would stop the training
+        ({"tol": 2.0}, "'tol' parameter .* must be a float >= 0 and <= 1; got 2.0"),
         ({"device": "tpu"}, "device must be"),
         ({"device": 3}, "device must be"),
         ({"learning_rate": 1e39}, "'learning_rate' parameter .* at most 3.4e\\+38"),
