@@ -14,7 +14,7 @@ from ._core.autoencoder import (
     reconstruction_loss,
 )
 from ._core.cache import cached_call
-from ._core.data import DeviceData
+from ._core.data import DeviceData, as_stored
 from ._core.device import PRECISIONS, as_current_device, check_precision_supported, seeded, training_precision
 from ._core.params import LAYER_WIDTH, Anything, CacheLocation, Integer, LayerSizes, Options, Real, layer_sizes
 from ._core.training import train
@@ -385,7 +385,7 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
                 self.memory,
                 _train_autoencoder,
                 ignore=("verbose",),
-                X=X,
+                X=as_stored(X),
                 config=config,
                 seed=seed,
                 device_type=self.device_.type,

@@ -82,6 +82,27 @@ def test_cache_hit_skips_training(blobs, tmp_path):
     assert other_seed.from_cache_ is False
 
 
+def test_inputs_that_train_alike_share_a_cache_entry(blobs, tmp_path):
+    """The key is the data as training stores it (float32; sparse as
+    canonical CSR), not the form it was passed in."""
+    import pandas as pd
+    import scipy.sparse as sp
+
+    X = blobs[0].astype(np.float32)
+    first = fast_autoencoder(memory=str(tmp_path)).fit(X)
+    assert first.from_cache_ is False
+    for same in (X.astype(np.float64), pd.DataFrame(X), np.asfortranarray(X)):
+        again = fast_autoencoder(memory=str(tmp_path)).fit(same)
+        assert again.from_cache_ is True
+        np.testing.assert_array_equal(again.transform(X), first.transform(X))
+    sparse = sp.random(60, 8, density=0.3, format="csr", random_state=0, dtype=np.float64)
+    assert fast_autoencoder(memory=str(tmp_path)).fit(sparse).from_cache_ is False
+    duplicated = sp.coo_matrix((np.r_[sparse.tocoo().data, 0.0], (np.r_[sparse.tocoo().row, 0], np.r_[sparse.tocoo().col, 0])), shape=sparse.shape)
+    for same in (sparse.tocsc(), sparse.astype(np.float32), duplicated):
+        assert fast_autoencoder(memory=str(tmp_path)).fit(same).from_cache_ is True
+    assert fast_autoencoder(memory=str(tmp_path)).fit(X + 1).from_cache_ is False
+
+
 def test_a_cache_written_by_other_pretraining_code_is_not_read(blobs, tmp_path, monkeypatch):
     """joblib sees only ``_train_autoencoder``'s own source; a change in the
     loss or the loop it calls is keyed through PRETRAINING_REVISION."""

@@ -10,6 +10,24 @@ import torch
 MAX_CHUNK_ENTRIES = 2**24
 
 
+def as_stored(X):
+    """``X`` as training stores it: float32, a dense array C-ordered, a
+    sparse matrix as canonical CSR (duplicates summed, explicit zeros
+    dropped, indices sorted).
+
+    Inputs that train alike then look alike, for the pretraining cache's
+    key: float64 and float32 copies of the same values, a DataFrame and its
+    array, a CSC and a CSR matrix.
+    """
+    if sp.issparse(X):
+        X = sp.csr_matrix(X, dtype=np.float32, copy=True)
+        X.sum_duplicates()
+        X.eliminate_zeros()
+        X.sort_indices()
+        return X
+    return np.ascontiguousarray(X, dtype=np.float32)
+
+
 class DeviceData:
     """Holds ``X`` for training and inference.
 
