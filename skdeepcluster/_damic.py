@@ -7,7 +7,8 @@ from sklearn.exceptions import ConvergenceWarning
 from torch import nn
 
 from ._core import data as device_data
-from ._core.autoencoder import ACTIVATIONS, glorot_init_, mlp, reconstruction_loss
+from ._core.autoencoder import ACTIVATIONS, FullPrecisionActivation, glorot_init_, mlp, reconstruction_loss
+from ._core.device import at_least_float32
 from ._core.params import AnyOf, Integer, LayerSizes, Options, layer_sizes
 from ._core.training import single_row_safe, train
 from .base import _INFERENCE_CHUNK, SHARED_RULES, BaseDeepClusterer, check_unit_interval, warn_at_caller
@@ -138,7 +139,7 @@ class StackedMLP(nn.Module):
             if i < n_layers - 1:
                 self.norms.append(StackedBatchNorm(n_models, sizes[i + 1]) if batch_norm else nn.Identity())
         self.activation = ACTIVATIONS[activation]()
-        self.last_activation = ACTIVATIONS[last_activation]() if last_activation else nn.Identity()
+        self.last_activation = FullPrecisionActivation(last_activation) if last_activation else nn.Identity()
 
     def forward(self, x):
         if x.dim() == 2:
@@ -207,7 +208,9 @@ class DAMICNetwork(nn.Module):
 
     def forward(self, x):
         """``(log p(c|x), d)``, both of shape (n, K)."""
-        log_gate = torch.log_softmax(self.gate(x), dim=1)
+        # float32 under bfloat16 autocast, which leaves log_softmax in
+        # bfloat16 on the CPU (not on CUDA)
+        log_gate = torch.log_softmax(at_least_float32(self.gate(x)), dim=1)
         return log_gate, self.distances(x)
 
 

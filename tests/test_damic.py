@@ -13,8 +13,9 @@ from sklearn.preprocessing import minmax_scale
 
 from conftest import fast
 from skdeepcluster import DAMIC
-from skdeepcluster._core.autoencoder import glorot_init_, mlp
+from skdeepcluster._core.autoencoder import glorot_init_, mlp, reconstruction_loss
 from skdeepcluster._damic import (
+    DAMICNetwork,
     StackedMLP,
     half_squared_errors,
     mixture_nll,
@@ -389,3 +390,21 @@ def test_feature_names_follow_the_fitted_gate(blobs):
     X, _ = blobs
     est = fast(DAMIC, n_clusters=3).fit(X).set_params(gate_hidden_dims=(7,))
     assert len(est.get_feature_names_out()) == est.transform(X).shape[1] == 32
+
+
+def test_bfloat16_autocast_keeps_the_outputs_and_the_gate_log_probabilities_in_float32():
+    """The sigmoid output of a saturating expert still has a gradient (in
+    bfloat16 it would round to 1, where the clamped cross-entropy is flat),
+    and log p(c|x), which CPU autocast would leave in bfloat16, is float32."""
+    network = DAMICNetwork(6, 3, (8,), (8,), "sigmoid")
+    with torch.no_grad():
+        network.experts.biases[-1].fill_(8.0)  # logits of about 8: sigmoid 0.99966
+    x = torch.rand(16, 6, generator=torch.Generator().manual_seed(0))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        log_gate, distances = network(x)
+        reconstructions = network.experts(x)
+    assert log_gate.dtype == reconstructions.dtype == torch.float32
+    assert (reconstructions < 1).all()
+    loss = reconstruction_loss(reconstructions, x.expand_as(reconstructions), "bce")
+    (gradient,) = torch.autograd.grad(loss, network.experts.biases[-1])
+    assert gradient.abs().min() > 0

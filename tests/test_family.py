@@ -112,12 +112,28 @@ def test_bfloat16_runs_every_training_step_in_bfloat16(cls, blobs):
     assert all(p.dtype != torch.bfloat16 for p in est.module_.parameters())
     assert adjusted_rand_score(y, est.labels_) > 0.9
     assert all(np.isfinite(record["loss"]) for record in est.history_)
+    # the first epoch's loss near float32's: a forward on stale casts of the
+    # weights (autocast's weight cache) is off by factors
+    full = fast(cls, n_clusters=3, autoencoder=None).fit(X)
+    assert est.history_[0]["loss"] == pytest.approx(full.history_[0]["loss"], rel=0.2)
 
 
 def test_float32_trains_in_float32(cls, blobs):
     X, _ = blobs
     est = fast(cls, n_clusters=3, autoencoder=None)
     assert _training_product_dtypes(est, MinMaxScaler().fit_transform(X)) == {torch.float32}
+
+
+@pytest.mark.parametrize("precision", ["float32", pytest.param("bfloat16", marks=needs_bfloat16)])
+def test_fit_inside_a_users_autocast_learns_as_outside(cls, blobs, precision):
+    """autocast's weight cache is cleared only by the outermost context: a
+    training inside the user's would keep the first step's weights."""
+    X = MinMaxScaler().fit_transform(blobs[0])
+    expected = fast(cls, n_clusters=3, precision=precision).fit(X)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = fast(cls, n_clusters=3, precision=precision).fit(X)
+    assert [r["loss"] for r in inside.history_] == [r["loss"] for r in expected.history_]
+    np.testing.assert_array_equal(inside.labels_, expected.labels_)
 
 
 @pytest.mark.parametrize("device", ["mps", "cuda"])

@@ -3,12 +3,30 @@
 import torch
 from torch import nn
 
+from .device import at_least_float32
+
 ACTIVATIONS = {
     "relu": nn.ReLU,
     "elu": nn.ELU,
     "sigmoid": nn.Sigmoid,
     "tanh": nn.Tanh,
 }
+
+
+class FullPrecisionActivation(nn.Module):
+    """An output activation run on at least float32 input.
+
+    Under bfloat16 autocast a sigmoid would round to exactly 1 above a
+    logit of about 6.3, where a cross-entropy clamped below 1 has no
+    gradient (float32 reaches that only at about 16).
+    """
+
+    def __init__(self, activation):
+        super().__init__()
+        self.activation = ACTIVATIONS[activation]()
+
+    def forward(self, h):
+        return self.activation(at_least_float32(h))
 
 
 def mlp(sizes, activation="relu", last_activation=None, batch_norm=False):
@@ -21,7 +39,8 @@ def mlp(sizes, activation="relu", last_activation=None, batch_norm=False):
     activation : str
         Applied after every hidden layer.
     last_activation : str or None
-        Applied after the last layer; ``None`` keeps it linear.
+        Applied after the last layer, on at least float32 input
+        (:class:`FullPrecisionActivation`); ``None`` keeps it linear.
     batch_norm : bool
         Put a batch-norm layer between each hidden linear layer and its
         activation.
@@ -36,7 +55,7 @@ def mlp(sizes, activation="relu", last_activation=None, batch_norm=False):
                 layers.append(nn.BatchNorm1d(sizes[i + 1]))
             layers.append(ACTIVATIONS[activation]())
         elif last_activation is not None:
-            layers.append(ACTIVATIONS[last_activation]())
+            layers.append(FullPrecisionActivation(last_activation))
     return nn.Sequential(*layers)
 
 

@@ -136,19 +136,46 @@ def check_precision_supported(precision, device):
         )
 
 
+def at_least_float32(tensor):
+    """``tensor`` in float32 if it is in a lower precision (as autocast
+    leaves a layer's output), else as it is (float64 at prediction)."""
+    if tensor.dtype in (torch.bfloat16, torch.float16):
+        return tensor.float()
+    return tensor
+
+
 def training_precision(precision, device):
     """A factory of the context in which a training step's forward pass runs.
 
     ``"bfloat16"``: ``torch.autocast`` in bfloat16, which runs the layers
     (linear, batched matrix products) in bfloat16 while the weights, their
     gradients and the optimizer stay float32; float64 tensors are left
-    alone. ``"float32"``: no autocast context at all, since older torch
-    refuses one for MPS even when disabled, and a user's own autocast around
-    ``fit`` stays in force.
+    alone. ``"float32"``: no context (a fit runs in
+    :func:`autocast_disabled`).
     """
     if precision == "bfloat16":
-        return functools.partial(torch.autocast, torch.device(device).type, dtype=torch.bfloat16)
+        # no weight cache: the casts of one step's weights must not outlive
+        # the step, whatever contexts enclose it
+        return functools.partial(torch.autocast, torch.device(device).type, dtype=torch.bfloat16, cache_enabled=False)
     return contextlib.nullcontext
+
+
+@contextlib.contextmanager
+def autocast_disabled():
+    """Context in which the CPU's and CUDA's autocast are off: a fit runs
+    in its own ``precision`` whatever autocast the user has around it.
+
+    Under a user's autocast the whole-data passes would run in lower
+    precision, and its weight cache, cleared only when the outermost
+    autocast exits, would keep the first training step's weights in every
+    later forward pass. (MPS is left alone: older torch refuses an autocast
+    context for it even when disabled.)
+    """
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(torch.autocast("cpu", enabled=False))
+        if torch.cuda.is_available():
+            stack.enter_context(torch.autocast("cuda", enabled=False))
+        yield
 
 
 class seeded:
