@@ -50,10 +50,28 @@ def measure_in_new_process(script, *args):
     return json.loads(output.strip().splitlines()[-1])
 
 
-def current_commit():
-    """The short hash of the checkout's HEAD, for a result's header."""
+def _git(*args):
     here = os.path.dirname(os.path.abspath(__file__))
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(["git", *args], cwd=here, capture_output=True, text=True).stdout.strip()
+
+
+def _commit_of_this_process():
+    """HEAD when this process started, ``+modified`` if the package or the
+    benchmarks differed from it then: the code the process runs, which later
+    commits in the same checkout do not change."""
+    commit = _git("rev-parse", "--short", "HEAD")
+    if _git("status", "--porcelain", "--untracked-files=no", "--", "skdeepcluster", "benchmarks/*.py"):
+        commit += "+modified"
+    return commit
+
+
+_COMMIT = _commit_of_this_process()
+
+
+def current_commit():
+    """The short hash of the code this process runs (HEAD when it started;
+    ``+modified`` if the package or the scripts had uncommitted changes)."""
+    return _COMMIT
 
 
 def write_measurements(out, name, commit, records, markdown_lines):

@@ -43,12 +43,13 @@ METHODS = {
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def run(seed, out, device, threads, cache):
+def run(seed, out, device, threads, cache, methods):
     torch.set_num_threads(threads)
     X, y = load_mnist_5k()
     autoencoder = AutoEncoder(precision="bfloat16", memory=cache, device=device, random_state=seed).fit(X)
     order = PRECISIONS if seed % 2 == 0 else PRECISIONS[::-1]
-    for method, make in METHODS.items():
+    for method in methods:
+        make = METHODS[method]
         for precision in order:
             estimator = make(autoencoder, precision, seed, device)
             began = time.perf_counter()
@@ -97,9 +98,13 @@ def summary(paths):
 def main(argv=None):
     run_experiment(
         __doc__, "clustering_precision.jsonl",
-        lambda args: run(args.seed, args.out, args.device, args.threads, args.cache),
+        lambda args: run(args.seed, args.out, args.device, args.threads, args.cache, args.methods),
         summary, argv, default_device="cpu",
-        options={"--threads": {"type": int, "default": 1}, "--cache": {"default": os.path.join(HERE, "cache")}},
+        options={
+            "--threads": {"type": int, "default": 1},
+            "--cache": {"default": os.path.join(HERE, "cache")},
+            "--methods": {"nargs": "+", "choices": list(METHODS), "default": list(METHODS)},
+        },
     )
 
 
