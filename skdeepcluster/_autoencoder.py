@@ -158,9 +158,10 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         versions). See Notes.
     precision : {"float32", "bfloat16"}, default="float32"
         Mixed precision for the training's forward and backward passes:
-        ``"bfloat16"`` runs the layers, their output activation included,
-        under ``torch.autocast`` in bfloat16; the weights, the optimizer and
-        the loss stay float32, and ``transform`` runs in float32. Measured
+        ``"bfloat16"`` runs the linear layers under ``torch.autocast`` in
+        bfloat16; the output activation (on float32 input), the weights, the
+        optimizer and the loss stay float32, and ``transform`` runs in
+        float64, as always. Measured
         twice as fast on a CPU with AVX-512 BF16 (see Notes); expected to be
         faster on CPUs with AMX and on NVIDIA GPUs from Ampere on (not
         measured here), and possibly slower on hardware without bfloat16
