@@ -25,9 +25,9 @@ import torch
 
 from _records import append_record, current_commit, grouped_records, markdown_table, run_experiment, scores
 from skdeepcluster import DAMIC, DEC, IDEC, ADMMCluster, AutoEncoder, DeepGMM, DeepKMeans
+from skdeepcluster._core.device import PRECISIONS
 from skdeepcluster.datasets import load_mnist_5k
 
-PRECISIONS = ("float32", "bfloat16")
 
 #: Name -> estimator factory(autoencoder, precision, seed, device), as benchmarks/run.py's full settings.
 METHODS = {

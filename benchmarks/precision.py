@@ -25,9 +25,9 @@ from sklearn.mixture import GaussianMixture
 
 from _records import append_record, current_commit, grouped_records, markdown_table, mean_of, run_experiment, scores
 from skdeepcluster import AutoEncoder
+from skdeepcluster._core.device import PRECISIONS
 from skdeepcluster.datasets import load_mnist_5k
 
-PRECISIONS = ("float32", "bfloat16")
 
 
 def run(seed, out, device, threads, epochs):
