@@ -29,7 +29,7 @@ from sklearn.utils.validation import check_consistent_length, column_or_1d
 UNLABELLED = -1
 
 
-def validation_labels(y, validation_fraction=0.1, random_state=None):
+def validation_labels(y, validation_fraction=0.1, random_state=None, stratify=False):
     """Hide all labels but a random validation subset.
 
     Parameters
@@ -40,6 +40,11 @@ def validation_labels(y, validation_fraction=0.1, random_state=None):
     validation_fraction : float in (0, 1), default=0.1
         Share of rows whose label stays visible.
     random_state : int, RandomState instance or None, default=None
+    stratify : bool, default=False
+        Draw the validation rows class by class: one of each class, the
+        rest in proportion to the classes' sizes, so that even a small
+        validation set holds every class. The DKM paper's protocol draws
+        them at random (False), which can leave a small class out.
 
     Returns
     -------
@@ -70,11 +75,30 @@ def validation_labels(y, validation_fraction=0.1, random_state=None):
     if n_validation >= n:
         raise ValueError(f"validation_fraction={validation_fraction} leaves no test rows out of {n}.")
     rng = check_random_state(random_state)
-    validation = np.sort(rng.choice(n, n_validation, replace=False))
+    if stratify:
+        validation = _stratified_rows(np.unique(y, return_inverse=True)[1], n_validation, rng)
+    else:
+        validation = np.sort(rng.choice(n, n_validation, replace=False))
     test = np.setdiff1d(np.arange(n), validation)
     y_search = np.full(n, UNLABELLED, dtype=np.int64)
     y_search[validation] = np.unique(y, return_inverse=True)[1][validation]
     return y_search, validation, test
+
+
+def _stratified_rows(codes, n_rows, rng):
+    """``n_rows`` sorted row indices drawn class by class: one of each class,
+    the rest in proportion to the classes' sizes (largest remainders)."""
+    sizes = np.bincount(codes)
+    if n_rows < sizes.size:
+        raise ValueError(
+            f"stratify=True needs a validation row per class: {n_rows} validation rows for {sizes.size} classes."
+        )
+    share = (n_rows - sizes.size) * (sizes - 1) / max(1, (sizes - 1).sum())
+    counts = 1 + np.floor(share).astype(int)
+    for k in np.argsort(-(share - np.floor(share)), kind="stable")[: n_rows - counts.sum()]:
+        counts[k] += 1
+    rows = [rng.choice(np.flatnonzero(codes == k), counts[k], replace=False) for k in range(sizes.size)]
+    return np.sort(np.concatenate(rows))
 
 
 class FitAllScoreLabelled:

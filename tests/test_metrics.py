@@ -60,6 +60,24 @@ def test_validation_labels_protocol():
     np.testing.assert_array_equal(as_text, y_search)
 
 
+def test_stratified_validation_labels_hold_every_class():
+    y = np.repeat(np.arange(5), [40, 40, 40, 40, 6])
+    random_misses = [
+        np.unique(y[validation_labels(y, 0.05, random_state=seed)[1]]).size < 5 for seed in range(20)
+    ]
+    assert any(random_misses)  # the paper's random draw can leave a class out
+    for seed in range(20):
+        y_search, validation, test = validation_labels(y, 0.05, random_state=seed, stratify=True)
+        assert np.unique(y[validation]).size == 5 and len(validation) == 8
+        assert np.intersect1d(validation, test).size == 0 and len(test) == len(y) - 8
+        assert np.all(y_search[test] == -1)
+    # proportional beyond the first row of each class
+    _, validation, _ = validation_labels(y, 0.25, random_state=0, stratify=True)
+    assert np.bincount(y[validation]).tolist() == [10, 10, 10, 10, 2]
+    with pytest.raises(ValueError, match="a validation row per class: 2 validation rows for 5 classes"):
+        validation_labels(y, 0.01, stratify=True)
+
+
 def test_fit_all_score_labelled_split():
     y = np.array([-1, 3, -1, 0, -1])
     ((train, score),) = list(FitAllScoreLabelled().split(np.zeros((5, 1)), y))
