@@ -247,9 +247,10 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
     against 0.01124, each as the training computed it). AE + k-means
     accuracy was level (0.686 against 0.685); AE + GMM accuracy was lower
     (0.708 against 0.723: below on three seeds of four, level on the
-    fourth). Not yet measured on a GPU. A sigmoid output computed in
-    bfloat16 moves in steps of about 0.004 near 1 (0.996, then 1.0), which
-    coarsens the fit of features near 1 under ``loss="bce"``.
+    fourth). Not yet measured on a GPU. The output activation runs on
+    float32 input: a sigmoid computed in bfloat16 moves in steps of about
+    0.004 near 1 and is exactly 1 from a logit of about 6.3 on, where the
+    clamped cross-entropy of ``loss="bce"`` has no gradient.
 
     Examples
     --------
