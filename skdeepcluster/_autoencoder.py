@@ -13,7 +13,7 @@ from ._core.autoencoder import (
     masking_noise,
     reconstruction_loss,
 )
-from ._core.cache import cached_call
+from ._core.cache import cached_call, caches
 from ._core.data import DeviceData, as_stored
 from ._core.device import PRECISIONS, as_current_device, check_precision_supported, seeded, training_precision
 from ._core.params import LAYER_WIDTH, Anything, CacheLocation, Integer, LayerSizes, Options, Real, layer_sizes
@@ -389,7 +389,9 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
                 self.memory,
                 _train_autoencoder,
                 ignore=("verbose",),
-                X=as_stored(X),
+                # the data as training stores it, as the cache key (a copy
+                # only where the form differs, and only when caching)
+                X=as_stored(X) if caches(self.memory) else X,
                 config=config,
                 seed=seed,
                 device_type=self.device_.type,

@@ -26,6 +26,17 @@ def _file_lock(path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _as_memory(memory):
+    if isinstance(memory, os.PathLike):  # which sklearn's check_memory refuses
+        memory = os.fspath(memory)
+    return check_memory(memory)
+
+
+def caches(memory):
+    """Whether ``memory`` (as :func:`cached_call` takes it) stores results."""
+    return getattr(_as_memory(memory), "location", None) is not None
+
+
 def cached_call(memory, func, ignore=(), **kwargs):
     """Call ``func(**kwargs)`` through ``memory``.
 
@@ -50,9 +61,7 @@ def cached_call(memory, func, ignore=(), **kwargs):
     from_cache : bool
         True when the result was read from the cache.
     """
-    if isinstance(memory, os.PathLike):  # which sklearn's check_memory refuses
-        memory = os.fspath(memory)
-    memory = check_memory(memory)
+    memory = _as_memory(memory)
     if getattr(memory, "location", None) is None:
         return func(**kwargs), False
     cached = memory.cache(func, ignore=list(ignore))
