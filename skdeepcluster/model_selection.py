@@ -75,13 +75,14 @@ def validation_labels(y, validation_fraction=0.1, random_state=None, stratify=Fa
     if n_validation >= n:
         raise ValueError(f"validation_fraction={validation_fraction} leaves no test rows out of {n}.")
     rng = check_random_state(random_state)
+    codes = np.unique(y, return_inverse=True)[1]
     if stratify:
-        validation = _stratified_rows(np.unique(y, return_inverse=True)[1], n_validation, rng)
+        validation = _stratified_rows(codes, n_validation, rng)
     else:
         validation = np.sort(rng.choice(n, n_validation, replace=False))
     test = np.setdiff1d(np.arange(n), validation)
     y_search = np.full(n, UNLABELLED, dtype=np.int64)
-    y_search[validation] = np.unique(y, return_inverse=True)[1][validation]
+    y_search[validation] = codes[validation]
     return y_search, validation, test
 
 
