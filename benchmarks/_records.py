@@ -51,8 +51,12 @@ def measure_in_new_process(script, *args):
 
 
 def _git(*args):
+    """git's output in this checkout; empty where git or the repository is missing."""
     here = os.path.dirname(os.path.abspath(__file__))
-    return subprocess.run(["git", *args], cwd=here, capture_output=True, text=True).stdout.strip()
+    try:
+        return subprocess.run(["git", *args], cwd=here, capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return ""
 
 
 def _commit_of_this_process():

