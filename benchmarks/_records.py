@@ -64,7 +64,8 @@ def _commit_of_this_process():
     benchmarks differed from it then: the code the process runs, which later
     commits in the same checkout do not change."""
     commit = _git("rev-parse", "--short", "HEAD")
-    if _git("status", "--porcelain", "--untracked-files=no", "--", "skdeepcluster", "benchmarks/*.py"):
+    # ":/": paths from the repository root, not from benchmarks/
+    if _git("status", "--porcelain", "--untracked-files=no", "--", ":/skdeepcluster", ":/benchmarks/*.py"):
         commit += "+modified"
     return commit
 
