@@ -15,7 +15,7 @@ from ._core.autoencoder import (
 )
 from ._core.cache import cached_call, caches
 from ._core.data import DeviceData, as_stored
-from ._core.device import PRECISIONS, as_current_device, check_precision_supported, seeded, training_precision
+from ._core.device import PRECISIONS, as_current_device, check_precision_supported, forward_in_precision, seeded
 from ._core.params import LAYER_WIDTH, Anything, CacheLocation, Integer, LayerSizes, Options, Real, layer_sizes
 from ._core.training import train
 from .base import DEVICE_RULE, VERBOSE_RULE, TorchEstimatorMixin, check_float32_range, check_unit_interval, seed_from
@@ -72,14 +72,11 @@ def _train_autoencoder(X, config, seed, device_type, verbose, revision):
     data = DeviceData(X, device)
     noise_generator = torch.Generator(device=device).manual_seed(seed + 1)
     fraction, loss_name = config["input_noise"], config["loss"]
-    precision = training_precision(config["precision"], device)
 
     def batch_loss(x, index):
-        with precision():
-            _, x_hat = module(masking_noise(x, fraction, noise_generator))
-        # the loss in float32: in bfloat16 the cross-entropy's clamp to
-        # 1 - 1e-7 rounds to 1 and its log to -inf
-        return {"loss": reconstruction_loss(x_hat.float(), x, loss_name)}
+        noisy = masking_noise(x, fraction, noise_generator)
+        _, x_hat = forward_in_precision(module, noisy, config["precision"], device)
+        return {"loss": reconstruction_loss(x_hat, x, loss_name)}
 
     learning_rate = effective_learning_rate(config["optimizer"], config["learning_rate"])
     optimizer = make_optimizer(config["optimizer"], module.parameters(), learning_rate, config["momentum"])

@@ -30,13 +30,12 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._core.data import DeviceData
 from ._core.device import (
     PRECISIONS,
-    at_least_float32,
     autocast_disabled,
     check_precision_supported,
     float64_device,
+    forward_in_precision,
     resolve_device,
     seeded,
-    training_precision,
 )
 from ._core.params import (
     FLOAT32_MAX,
@@ -119,14 +118,6 @@ def warn_at_caller(message, category):
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR + os.sep):
         frame, stacklevel = frame.f_back, stacklevel + 1
     warnings.warn(message, category, stacklevel=stacklevel)
-
-
-def as_float32(output):
-    """A network's output (a tensor or a tuple of them) with its bfloat16 or
-    float16 tensors cast to float32; other tensors as they are."""
-    if isinstance(output, tuple):
-        return tuple(as_float32(item) for item in output)
-    return at_least_float32(output)
 
 
 def seed_from(random_state):
@@ -531,18 +522,11 @@ class BaseDeepClusterer(
             return self._batch_loss(x, index)
 
     def _training_forward(self, network, x):
-        """``network(x)`` in a training step, in ``precision``; floating
-        outputs come back in float32.
-
-        Every forward pass of a ``_batch_loss`` (and of a method's own
-        training phases, as DAMIC's pretraining) goes through here, so that
-        ``precision="bfloat16"`` runs the layers in bfloat16 while the losses
-        are computed in float32 (a cross-entropy's clamp to ``1 - 1e-7``
-        would round to 1 in bfloat16).
-        """
-        with training_precision(self.precision, self.device_)():
-            output = network(x)
-        return as_float32(output)
+        """``network(x)`` in a training step, in ``precision``, its floating
+        outputs in float32 (:func:`~skdeepcluster._core.device.forward_in_precision`);
+        for every forward pass of a ``_batch_loss`` and of a method's own
+        training phases, as DAMIC's pretraining."""
+        return forward_in_precision(network, x, self.precision, self.device_)
 
     def _check_method_params(self, X):
         """Checks that need the data (override to add some)."""

@@ -21,7 +21,7 @@ import skdeepcluster._core.device as device_module
 import skdeepcluster._core.training as training_module
 import skdeepcluster.base as base_module
 from skdeepcluster import CLUSTERERS, AutoEncoder
-from skdeepcluster._core.device import as_current_device, float64_device, resolve_device, seeded
+from skdeepcluster._core.device import as_current_device, float64_device, forward_in_precision, resolve_device, seeded
 from skdeepcluster._core.params import AnyOf, CacheLocation, Integer, LayerSizes, Options, Real
 from skdeepcluster._core.training import _weighted_means, train
 
@@ -476,3 +476,27 @@ def test_training_loops_of_mps_capable_estimators_stay_in_float32(cls, monkeypat
         assert spy.operations, "flagged as keeping float64 state, but its training loop makes none"
     else:
         assert not spy.operations
+
+
+def test_forward_in_precision_gives_float32_outputs_to_the_losses():
+    """A linear layer's bfloat16 output would reach the loss as is: a
+    cross-entropy's clamp to 1 - 1e-7 rounds to 1 there, and ops on it alone
+    (a log-softmax, a sum of squares) stay in bfloat16."""
+
+    class TwoOutputs(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(3, 2)
+
+        def forward(self, x):
+            h = self.layer(x)
+            return h, h.sum(dim=1)
+
+    network = TwoOutputs()
+    x = torch.rand(5, 3)
+    outputs = forward_in_precision(network, x, "bfloat16", "cpu")
+    assert [o.dtype for o in outputs] == [torch.float32, torch.float32]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert network(x)[0].dtype == torch.bfloat16  # what it would be without
+    assert forward_in_precision(network.layer, x, "float32", "cpu").dtype == torch.float32
+    assert forward_in_precision(network.double().layer, x.double(), "bfloat16", "cpu").dtype == torch.float64

@@ -160,6 +160,22 @@ def training_precision(precision, device):
     return contextlib.nullcontext
 
 
+def forward_in_precision(network, x, precision, device):
+    """``network(x)`` for a training step in ``precision``, its floating
+    outputs (a tensor or a tuple of them) back in at least float32.
+
+    Every training forward pass goes through here, so that
+    ``precision="bfloat16"`` runs the layers in bfloat16 while the losses
+    are computed in float32 (a cross-entropy's clamp to ``1 - 1e-7`` would
+    round to 1 in bfloat16).
+    """
+    with training_precision(precision, device)():
+        output = network(x)
+    if isinstance(output, tuple):
+        return tuple(at_least_float32(item) for item in output)
+    return at_least_float32(output)
+
+
 @contextlib.contextmanager
 def autocast_disabled():
     """Context in which the CPU's and CUDA's autocast are off: a fit runs
