@@ -24,13 +24,18 @@ def kmeans_y_update(F, U, centers, labels, clustering_weight, rho):
     return (clustering_weight * centers[labels] + rho * (F - U)) / (clustering_weight + rho)
 
 
-def cluster_means(Y, labels, previous):
-    """Mean of the rows of ``Y`` in each cluster; an empty cluster keeps its
-    ``previous`` centre (the authors' code divides by zero there)."""
+def cluster_means(Y, labels, previous, row_weights=None):
+    """Mean of the rows of ``Y`` in each cluster, weighted by ``row_weights``
+    when given; a cluster without weight keeps its ``previous`` centre (the
+    authors' code divides by zero there)."""
     K = previous.shape[0]
-    sums = torch.zeros_like(previous).index_add_(0, labels, Y)
-    counts = torch.bincount(labels, minlength=K).to(Y.dtype)
-    return torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], previous)
+    if row_weights is None:
+        sums = torch.zeros_like(previous).index_add_(0, labels, Y)
+        counts = torch.bincount(labels, minlength=K).to(Y.dtype)
+        return torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], previous)
+    sums = torch.zeros_like(previous).index_add_(0, labels, Y * row_weights[:, None])
+    mass = torch.zeros(K, dtype=Y.dtype, device=Y.device).index_add_(0, labels, row_weights)
+    return torch.where(mass[:, None] > 0, sums / mass.clamp_min(1e-300)[:, None], previous)
 
 
 def gmm_log_posterior(Y, means, covariances, log_weights, floor):
@@ -60,12 +65,16 @@ def gmm_y_update(F, U, gamma, means, covariances, floor, clustering_weight, rho)
     )
 
 
-def gmm_m_step(Y, gamma, means, covariances, log_weights):
+def gmm_m_step(Y, gamma, means, covariances, log_weights, row_weights=None):
     """Eq. (15): means, full covariances and weights from ``Y`` and the
-    responsibilities; a component whose mass underflows keeps its previous
-    mean and covariance."""
+    responsibilities (times ``row_weights`` when given); a component whose
+    mass underflows keeps its previous mean and covariance."""
+    total = Y.shape[0]
+    if row_weights is not None:
+        gamma = gamma * row_weights[:, None]
+        total = row_weights.sum()
     mass = gamma.sum(dim=0)
-    alive = mass > 1e-10 * Y.shape[0]
+    alive = mass > 1e-10 * total
     new_means = (gamma.T @ Y) / mass.clamp_min(1e-300)[:, None]
     new_covariances = torch.empty_like(covariances)
     for k in range(means.shape[0]):
@@ -74,7 +83,7 @@ def gmm_m_step(Y, gamma, means, covariances, log_weights):
     new_covariances = (new_covariances + new_covariances.transpose(1, 2)) / 2
     means = torch.where(alive[:, None], new_means, means)
     covariances = torch.where(alive[:, None, None], new_covariances, covariances)
-    log_weights = torch.log((mass / Y.shape[0]).clamp_min(1e-300))
+    log_weights = torch.log((mass / total).clamp_min(1e-300))
     return means, covariances, log_weights
 
 
@@ -367,18 +376,23 @@ class ADMMCluster(BaseDeepClusterer):
         F = self._embed_all(data).double()
         Y, U = state["Y"].double(), state["U"].double()
         lam, rho = self.clustering_weight, self.rho_
+        row_weights = self._row_weights()
+        row_weights = None if row_weights is None else row_weights.double()
+        # a row's weight scales its whole term of the augmented Lagrangian,
+        # so each row's Y update is unchanged and only the cluster
+        # parameters' updates weigh the rows
         # assignments of the previous Y under the current parameters (the
         # code's order), then Y, then the parameters from the new Y
         if self.clustering == "gmm":
             gamma = state["log_gamma"].exp()
             Y = gmm_y_update(F, U, gamma, module.centers, module.covariances, module.covariance_floor, lam, rho)
             module.centers, module.covariances, module.log_weights = gmm_m_step(
-                Y, gamma, module.centers, module.covariances, module.log_weights
+                Y, gamma, module.centers, module.covariances, module.log_weights, row_weights
             )
         else:
             labels = state["labels"]
             Y = kmeans_y_update(F, U, module.centers, labels, lam, rho)
-            module.centers = cluster_means(Y, labels, module.centers)
+            module.centers = cluster_means(Y, labels, module.centers, row_weights)
         state["U"] = (U + Y - F).float()
         state["Y"] = Y.float()
         self._assign_y(Y)
@@ -412,14 +426,18 @@ class ADMMCluster(BaseDeepClusterer):
         module = self.module_
         labels = torch.cat([self._log_proba(module, f).argmax(dim=1) for f in F.split(_INFERENCE_CHUNK)])
         if self.clustering == "kmeans":
-            residual = (F - module.centers[labels]).pow(2).sum() / F.numel()
-            module.variance = residual.clamp_min(1e-12)
+            squared = (F - module.centers[labels]).pow(2)
+            row_weights = self._row_weights()
+            if row_weights is not None:
+                squared = squared * row_weights.double()[:, None]
+            module.variance = (squared.sum() / F.numel()).clamp_min(1e-12)
         return labels
 
     def _batch_loss(self, x, index):
         z, x_hat = self._training_forward(self.module_, x)
-        reconstruction = (x - x_hat).pow(2).sum(dim=1).mean()
-        constraint = (self._fit_state["Y"][index] - z + self._fit_state["U"][index]).pow(2).sum(dim=1).mean()
+        reconstruction = self._batch_mean((x - x_hat).pow(2).sum(dim=1), index)
+        gap = self._fit_state["Y"][index] - z + self._fit_state["U"][index]
+        constraint = self._batch_mean(gap.pow(2).sum(dim=1), index)
         loss = reconstruction + self.constraint_weight_ * self.rho_ / 2 * constraint
         return {"loss": loss, "reconstruction": reconstruction, "constraint": constraint}
 

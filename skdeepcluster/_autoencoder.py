@@ -18,6 +18,7 @@ from ._core.data import DeviceData, as_stored
 from ._core.device import PRECISIONS, as_current_device, check_precision_supported, forward_in_precision, seeded
 from ._core.params import LAYER_WIDTH, Anything, CacheLocation, Integer, LayerSizes, Options, Real, layer_sizes
 from ._core.training import train
+from ._core.weights import check_sample_weight, training_weights
 from .base import DEVICE_RULE, VERBOSE_RULE, TorchEstimatorMixin, check_float32_range, check_unit_interval, seed_from
 
 #: Learning rate used when ``learning_rate=None``, per optimizer.
@@ -58,12 +59,13 @@ def make_optimizer(name, parameters, learning_rate, momentum):
     return torch.optim.Adam(parameters, lr=learning_rate)
 
 
-def _train_autoencoder(X, config, seed, device_type, verbose, revision):
+def _train_autoencoder(X, config, seed, device_type, verbose, revision, sample_weight=None):
     """Pretrain an autoencoder; module-level so that joblib can cache it.
 
     ``revision`` (:data:`PRETRAINING_REVISION`) is not used here: it is an
-    argument so that it enters the cache key. Returns the CPU
-    ``state_dict`` and the per-epoch history.
+    argument so that it enters the cache key. ``sample_weight`` holds the
+    training weights (mean 1) or None. Returns the CPU ``state_dict`` and
+    the per-epoch history.
     """
     device = torch.device(device_type)
     with seeded(seed):
@@ -72,11 +74,13 @@ def _train_autoencoder(X, config, seed, device_type, verbose, revision):
     data = DeviceData(X, device)
     noise_generator = torch.Generator(device=device).manual_seed(seed + 1)
     fraction, loss_name = config["input_noise"], config["loss"]
+    weights = None if sample_weight is None else torch.as_tensor(sample_weight, dtype=torch.float32, device=device)
 
     def batch_loss(x, index):
         noisy = masking_noise(x, fraction, noise_generator)
         _, x_hat = forward_in_precision(module, noisy, config["precision"], device)
-        return {"loss": reconstruction_loss(x_hat, x, loss_name)}
+        row_weights = None if weights is None else weights[index]
+        return {"loss": reconstruction_loss(x_hat, x, loss_name, row_weights)}
 
     learning_rate = effective_learning_rate(config["optimizer"], config["learning_rate"])
     optimizer = make_optimizer(config["optimizer"], module.parameters(), learning_rate, config["momentum"])
@@ -352,13 +356,17 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         with seeded(seed):
             return _network(n_features, self._config())
 
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, sample_weight=None):
         """Train the autoencoder to reconstruct ``X``.
 
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
         y : Ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each row's reconstruction error; None
+            weighs every row 1. An integer weight acts as that many copies
+            of the row in expectation over the mini-batches.
 
         Returns
         -------
@@ -366,15 +374,16 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         """
         self._validate_params()
         with self._fitting():
-            return self._fit(X)
+            return self._fit(X, sample_weight)
 
-    def _fit(self, X):
+    def _fit(self, X, sample_weight=None):
         if self.batch_norm and self.batch_size < 2:
             raise ValueError(
                 "batch_norm=True needs batch_size >= 2 (batch statistics of one row are undefined); "
                 f"got {self.batch_size}."
             )
         X = self._validate_X(X, reset=True)
+        weights = training_weights(check_sample_weight(sample_weight, X.shape[0]))
         if self.loss == "bce":
             check_unit_interval(X, "loss='bce'", "use loss='mse'")
         self.device_ = self._resolve_device()
@@ -394,6 +403,7 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
                 device_type=self.device_.type,
                 verbose=self.verbose,
                 revision=PRETRAINING_REVISION,
+                sample_weight=weights,
             )
         module = self._build_network(X.shape[1], seed)
         module.load_state_dict(state)

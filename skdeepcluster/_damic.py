@@ -11,6 +11,7 @@ from ._core.autoencoder import ACTIVATIONS, FullPrecisionActivation, glorot_init
 from ._core.device import at_least_float32
 from ._core.params import AnyOf, Integer, LayerSizes, Options, layer_sizes
 from ._core.training import single_row_safe, train
+from ._core.weights import weighted_average
 from .base import _INFERENCE_CHUNK, SHARED_RULES, BaseDeepClusterer, check_unit_interval, warn_at_caller
 
 #: The paper's widths (sec. 3.4): each autoencoder d-1024-256-K-256-1024-d,
@@ -220,12 +221,15 @@ class _ClusterRows:
     Position ``j`` of an epoch maps to row ``members[k][j % n_k]`` of every
     cluster ``k``, so a step feeds each expert a batch of its own cluster,
     smaller clusters being cycled through more than once per epoch.
+    ``member_weights[k]`` (mean 1 within cluster ``k``) are the sample
+    weights of those rows, or None for an unweighted fit.
     """
 
-    def __init__(self, data, members):
+    def __init__(self, data, members, member_weights=None):
         self.device = data.device
         self._data = data
         self._members = [m.to(data.device) for m in members]
+        self._member_weights = member_weights
         self.n_samples = max(len(m) for m in members)
 
     def __len__(self):
@@ -233,6 +237,12 @@ class _ClusterRows:
 
     def rows(self, index):
         return torch.stack([self._data.rows(m[index % len(m)]) for m in self._members])
+
+    def row_weights(self, index):
+        """The weights of the rows ``rows(index)`` serves, shape (K, len(index)); None if unweighted."""
+        if self._member_weights is None:
+            return None
+        return torch.stack([w[index % len(w)] for w in self._member_weights])
 
 
 _AUTO = Options("auto")
@@ -719,25 +729,33 @@ class DAMIC(BaseDeepClusterer):
 
         def batch_loss(x, index):
             with single_row_safe(gate, x.shape[0]):
-                return {"loss": F.cross_entropy(self._training_forward(gate, x), labels[index])}
+                logits = self._training_forward(gate, x)
+            if self._row_weights() is None:
+                return {"loss": F.cross_entropy(logits, labels[index])}
+            return {"loss": self._batch_mean(F.cross_entropy(logits, labels[index], reduction="none"), index)}
 
         return self._run_phase(data, batch_loss, gate.parameters(), self.gate_pretrain_epochs, seed + 2, "DAMIC gate")
 
     def _pretrain_experts(self, module, data, labels, seed):
         experts = module.experts
-        members = []
+        weights = self._row_weights()
+        # rows of zero weight teach no expert
+        weighted = torch.ones_like(labels, dtype=torch.bool) if weights is None else weights > 0
+        members, member_weights = [], None if weights is None else []
         for k in range(self.n_clusters):
-            own = torch.nonzero(labels == k).flatten()
+            own = torch.nonzero((labels == k) & weighted).flatten()
             # k-means leaves a cluster empty only on duplicated points; that
             # expert then learns from all the data.
-            members.append(own if own.numel() else torch.arange(len(data), device=labels.device))
-        rows = _ClusterRows(data, members)
+            members.append(own if own.numel() else torch.nonzero(weighted).flatten())
+            if weights is not None:
+                member_weights.append(weights[members[-1]] / weights[members[-1]].mean())
+        rows = _ClusterRows(data, members, member_weights)
         loss_name = self._pretrain_loss()
 
         def batch_loss(x, index):
             with single_row_safe(experts, x.shape[1]):
                 x_hat = self._training_forward(experts, x)
-            return {"loss": reconstruction_loss(x_hat, x, loss_name)}
+            return {"loss": reconstruction_loss(x_hat, x, loss_name, rows.row_weights(index))}
 
         return self._run_phase(rows, batch_loss, experts.parameters(), self.expert_pretrain_epochs, seed + 3, "DAMIC experts")
 
@@ -757,9 +775,9 @@ class DAMIC(BaseDeepClusterer):
     # -- joint training of eq. (3) -------------------------------------------------
     def _batch_loss(self, x, index):
         log_gate, distances = self._training_forward(self.module_, x)
-        loss = mixture_nll(log_gate, distances).mean()
+        loss = self._batch_mean(mixture_nll(log_gate, distances), index)
         with torch.no_grad():
-            reconstruction = (posterior(log_gate, distances) * distances).sum(dim=1).mean()
+            reconstruction = self._batch_mean((posterior(log_gate, distances) * distances).sum(dim=1), index)
         return {"loss": loss, "reconstruction": reconstruction}
 
     def _on_checkpoint(self, step, data):
@@ -826,7 +844,7 @@ class DAMIC(BaseDeepClusterer):
         """
         return self._map(X, lambda m, x: posterior(*m(x)))
 
-    def score(self, X, y=None):
+    def score(self, X, y=None, sample_weight=None):
         """Mean log-likelihood of ``X`` under the mixture, minus eq. (3) per sample.
 
         ``mean_t log sum_i p(c=i|x_t) exp(-d(x_t, f_i(x_t)))``; higher is better.
@@ -835,9 +853,11 @@ class DAMIC(BaseDeepClusterer):
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
         y : Ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the rows in the mean.
 
         Returns
         -------
         score : float
         """
-        return -float(self._map(X, lambda m, x: mixture_nll(*m(x))).mean())
+        return -weighted_average(self._map(X, lambda m, x: mixture_nll(*m(x))), sample_weight)

@@ -7,6 +7,7 @@ from torch import nn
 from ._core.distances import squared_distances
 from ._core.gaussians import diagonal_gaussian_log_densities, gaussian_log_densities
 from ._core.params import Integer, Options, Real
+from ._core.weights import weighted_average
 from .base import _INFERENCE_CHUNK, SHARED_RULES, BaseDeepClusterer
 
 
@@ -343,12 +344,12 @@ class DeepGMM(BaseDeepClusterer):
             z, x_hat = self._training_forward(module, x)
         else:
             z = self._training_forward(module.encoder, x)
-        log_likelihood = torch.logsumexp(self._log_joint(module, z), dim=1).mean()
+        log_likelihood = self._batch_mean(torch.logsumexp(self._log_joint(module, z), dim=1), index)
         separation = neighbour_separation(module.centers, self.n_neighbors_)
         loss = -log_likelihood - self.separation_weight * separation
         parts = {"log_likelihood": log_likelihood, "separation": separation}
         if self.reconstruction_weight > 0:
-            reconstruction = (x - x_hat).pow(2).sum(dim=1).mean()
+            reconstruction = self._batch_mean((x - x_hat).pow(2).sum(dim=1), index)
             loss = loss + self.reconstruction_weight * reconstruction
             parts["reconstruction"] = reconstruction
         return {"loss": loss, **parts}
@@ -387,7 +388,7 @@ class DeepGMM(BaseDeepClusterer):
     def _soft_assign(self, module, x):
         return torch.softmax(self._log_joint(module, module.encoder(x)), dim=1)
 
-    def score(self, X, y=None):
+    def score(self, X, y=None, sample_weight=None):
         """Mean log-likelihood of the embedded ``X`` under the fitted mixture.
 
         ``mean_i log p(f(x_i) | lambda)`` (eq. 1), as
@@ -400,10 +401,12 @@ class DeepGMM(BaseDeepClusterer):
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
         y : Ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the rows in the mean.
 
         Returns
         -------
         score : float
         """
         log_likelihoods = self._map(X, lambda m, x: torch.logsumexp(self._log_joint(m, m.encoder(x)), dim=1))
-        return float(log_likelihoods.mean())
+        return weighted_average(log_likelihoods, sample_weight)

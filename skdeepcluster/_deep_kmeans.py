@@ -301,6 +301,9 @@ class DeepKMeans(BaseDeepClusterer):
         if empty.numel() == 0:
             return
         own = distances.gather(1, labels[:, None]).flatten()
+        row_weights = self._row_weights()
+        if row_weights is not None:  # a centre on a zero-weight row would own no weight
+            own = own.masked_fill(row_weights == 0, -1.0)
         farthest = torch.topk(own, empty.numel()).indices
         with torch.no_grad():
             self.module_.centers[empty] = Z[farthest]
@@ -308,10 +311,10 @@ class DeepKMeans(BaseDeepClusterer):
 
     def _batch_loss(self, x, index):
         z, x_hat = self._training_forward(self.module_, x)
-        reconstruction = (x - x_hat).pow(2).sum(dim=1).mean()
+        reconstruction = self._batch_mean((x - x_hat).pow(2).sum(dim=1), index)
         distances = squared_distances(z, self.module_.centers)
         weights = soft_kmeans_weights(distances, self._fit_state["alpha"])
-        kmeans = (weights * distances).sum(dim=1).mean()
+        kmeans = self._batch_mean((weights * distances).sum(dim=1), index)
         loss = reconstruction + self.clustering_weight * kmeans
         alpha = torch.tensor(self._fit_state["alpha"])
         return {"loss": loss, "reconstruction": reconstruction, "kmeans": kmeans, "alpha": alpha}

@@ -7,6 +7,7 @@ from torch import nn
 from ._core.autoencoder import reconstruction_loss
 from ._core.distances import squared_distances
 from ._core.params import AnyOf, Integer, Options, Real
+from ._core.weights import batch_mean
 from .base import SHARED_RULES, BaseDeepClusterer, check_unit_interval
 
 
@@ -25,23 +26,27 @@ def soft_assignment(Z, centers):
     return torch.softmax(-torch.log1p(squared_distances(Z, centers)), dim=1)
 
 
-def target_distribution(Q):
+def target_distribution(Q, row_weights=None):
     """``p_ij = (q_ij^2 / f_j) / sum_j' (q_ij'^2 / f_j')`` with ``f_j = sum_i q_ij``, eq. (4).
 
     Squaring sharpens the confident assignments; dividing by the soft cluster
-    size ``f_j`` keeps large clusters from absorbing the others.
+    size ``f_j`` keeps large clusters from absorbing the others. With
+    ``row_weights``, ``f_j = sum_i w_i q_ij``: a row of weight 2 counts as
+    two copies.
     """
-    weight = Q.pow(2) / Q.sum(dim=0)
+    frequencies = Q.sum(dim=0) if row_weights is None else row_weights @ Q
+    weight = Q.pow(2) / frequencies
     return weight / weight.sum(dim=1, keepdim=True)
 
 
-def clustering_loss(P, log_Q):
+def clustering_loss(P, log_Q, row_weights=None):
     """``mean_i KL(P_i || Q_i) = mean_i sum_j p_ij log(p_ij / q_ij)``.
 
-    The mean over the rows of a batch, as Keras' ``kld`` loss in the authors'
-    code; ``xlogy`` gives ``0 log 0 = 0`` where Keras clipped to 1e-7.
+    The mean over the rows of a batch (weighted by ``row_weights`` when
+    given), as Keras' ``kld`` loss in the authors' code; ``xlogy`` gives
+    ``0 log 0 = 0`` where Keras clipped to 1e-7.
     """
-    return (torch.special.xlogy(P, P) - P * log_Q).sum(dim=1).mean()
+    return batch_mean((torch.special.xlogy(P, P) - P * log_Q).sum(dim=1), row_weights)
 
 
 class _Encoder(nn.Module):
@@ -307,7 +312,9 @@ class IDEC(BaseDeepClusterer):
         # P in float64: q_ij ** 2 / f_j of far-away clusters underflows in float32
         Z = self._embed_all(data).double()
         Q = soft_assignment(Z, self.module_.centers.detach().double())
-        self._fit_state["target"] = target_distribution(Q).to(Z.device, torch.float32)
+        weights = self._row_weights()
+        weights = None if weights is None else weights.double()
+        self._fit_state["target"] = target_distribution(Q, weights).to(Z.device, torch.float32)
         labels = Q.argmax(dim=1)
         self.delta_labels_.append((labels != self._fit_state["labels"]).double().mean().item())
         self._fit_state["labels"] = labels
@@ -319,11 +326,14 @@ class IDEC(BaseDeepClusterer):
         else:
             z = self._training_forward(self.module_.encoder, x)
         target = self._fit_state["target"][index]
-        clustering = clustering_loss(target, log_soft_assignment(z, self.module_.centers))
+        row_weights = self._row_weights(index)
+        clustering = clustering_loss(target, log_soft_assignment(z, self.module_.centers), row_weights)
         parts = {"clustering": clustering}
         loss = self._clustering_weight() * clustering
         if self._with_reconstruction:
-            parts["reconstruction"] = reconstruction_loss(x_hat, x, self._fit_state["reconstruction_loss"])
+            parts["reconstruction"] = reconstruction_loss(
+                x_hat, x, self._fit_state["reconstruction_loss"], row_weights
+            )
             loss = parts["reconstruction"] + loss
         return {"loss": loss, **parts}
 

@@ -50,7 +50,9 @@ from ._core.params import (
     layer_sizes,
     validate_params,
 )
+from ._core.gaussians import WeightedGaussianMixture
 from ._core.training import DIVERGED_ADVICE, batch_bounds, single_row_safe, train
+from ._core.weights import batch_mean, check_sample_weight, training_weights
 
 _INFERENCE_CHUNK = 4096
 
@@ -307,7 +309,8 @@ class BaseDeepClusterer(
         statistics. Its network calls go through
         ``self._training_forward(network, x)``, which applies ``precision``
         (a common test checks that every training product is bfloat16
-        under ``precision="bfloat16"``).
+        under ``precision="bfloat16"``). Its per-row terms are averaged by
+        ``self._batch_mean(values, index)``, which applies ``sample_weight``.
     ``_embed(module, x)``, ``_soft_assign(module, x)``, ``_hard_assign(module, x)``
         Embedding, cluster probabilities and labels of a batch, used by
         ``transform``, ``predict_proba`` and ``predict`` (default: the
@@ -328,7 +331,12 @@ class BaseDeepClusterer(
         so may one whose model has a likelihood (DeepGMM: its mixture's).
 
     Per-sample training state lives in ``self._fit_state`` (a dict) and is
-    deleted when training ends. Class attributes a method may set:
+    deleted when training ends. ``_kmeans`` and ``_fit_gaussian_mixture``
+    weigh the rows by the fit's ``sample_weight``; a whole-data update of a
+    method's own weighs them by ``self._row_weights()`` (None when
+    unweighted), so that an integer weight acts as copies of its row
+    (``tests/test_sample_weight.py`` checks every method against repeated
+    rows). Class attributes a method may set:
     ``_parameter_rules`` (its parameters' checks, usually ``SHARED_RULES``
     and its own), ``_clustering_weight_name`` (named by the empty-cluster
     warning), ``_float64_training`` (keeps float64 tensors on the training
@@ -404,18 +412,45 @@ class BaseDeepClusterer(
         with torch.no_grad():
             return torch.cat([encoder(x) for x in data.chunks(_INFERENCE_CHUNK)])
 
+    def _row_weights(self, index=None):
+        """The training weights (mean 1) of the rows ``index`` (of every row
+        when None) as a float32 tensor on the training device; None for an
+        unweighted fit, or outside a fit."""
+        weights = getattr(self, "_fit_state", {}).get("weights")
+        if weights is None or index is None:
+            return weights
+        return weights[index]
+
+    def _batch_mean(self, values, index):
+        """Mean over a training batch of its per-row ``values``, weighted
+        by the rows' ``sample_weight`` when the fit has weights."""
+        return batch_mean(values, self._row_weights(index))
+
+    def _numpy_weights(self):
+        weights = self._row_weights()
+        return None if weights is None else weights.cpu().double().numpy()
+
     def _kmeans(self, Z, seed, n_init=10):
-        """sklearn KMeans on an embedding tensor; returns (centers, labels)
-        tensors, the labels int64 (torch's index type), as every label tensor."""
+        """sklearn KMeans on an embedding tensor, with the fit's sample
+        weights; returns (centers, labels) tensors, the labels int64
+        (torch's index type), as every label tensor."""
         km = KMeans(self.n_clusters, n_init=n_init, random_state=seed)
-        labels = km.fit_predict(Z.detach().cpu().double().numpy())
+        labels = km.fit_predict(Z.detach().cpu().double().numpy(), sample_weight=self._numpy_weights())
         centers = torch.as_tensor(km.cluster_centers_, dtype=Z.dtype, device=Z.device)
         return centers, torch.as_tensor(labels, dtype=torch.int64, device=Z.device)
 
     def _fit_gaussian_mixture(self, Z, seed, n_init=10, covariance_type="full"):
-        """sklearn GaussianMixture fitted on an embedding tensor; returns (model, int64 labels)."""
-        gmm = GaussianMixture(self.n_clusters, covariance_type=covariance_type, n_init=n_init, random_state=seed)
-        labels = gmm.fit_predict(Z.detach().cpu().double().numpy())
+        """A Gaussian mixture fitted on an embedding tensor: sklearn's
+        GaussianMixture, or :class:`WeightedGaussianMixture` when the fit has
+        sample weights; returns (model, int64 labels)."""
+        weights = self._numpy_weights()
+        rows = Z.detach().cpu().double().numpy()
+        if weights is None:
+            gmm = GaussianMixture(self.n_clusters, covariance_type=covariance_type, n_init=n_init, random_state=seed)
+            labels = gmm.fit_predict(rows)
+        else:
+            gmm = WeightedGaussianMixture(self.n_clusters, covariance_type, n_init=n_init, random_state=seed)
+            labels = gmm.fit_predict(rows, weights)
         return gmm, torch.as_tensor(labels, dtype=torch.int64, device=Z.device)
 
     def _gaussian_mixture(self, Z, seed, n_init=10):
@@ -424,7 +459,7 @@ class BaseDeepClusterer(
         return torch.as_tensor(gmm.means_, dtype=Z.dtype, device=Z.device), labels
 
     # -- fit template -------------------------------------------------------------
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, sample_weight=None):
         """Fit the network and the clusters to ``X``.
 
         Parameters
@@ -433,6 +468,13 @@ class BaseDeepClusterer(
             Training data. Sparse input is densified one batch at a time.
         y : Ignored
             Not used, present for API consistency.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each row; None weighs every row 1. A
+            weight scales its row's term in every objective (pretraining,
+            initial clustering, training loss and whole-data updates), so an
+            integer weight acts as that many copies of the row, exactly in
+            the whole-data steps and in expectation over mini-batches. The
+            ``tol`` rule still counts rows.
 
         Returns
         -------
@@ -441,15 +483,18 @@ class BaseDeepClusterer(
         """
         self._validate_params()
         with self._fitting():
-            return self._fit(X)
+            return self._fit(X, sample_weight)
 
-    def _fit(self, X):
+    def _fit(self, X, sample_weight=None):
         """``fit`` after parameter validation; see the class Notes for the hooks."""
         X = self._validate_X(X, reset=True)
         n_samples, n_features = X.shape
-        if self.n_clusters > n_samples:
+        sample_weight = check_sample_weight(sample_weight, n_samples)
+        n_weighted = n_samples if sample_weight is None else int(np.count_nonzero(sample_weight))
+        if self.n_clusters > n_weighted:
+            rows = "n_samples" if sample_weight is None else "the number of rows with a positive sample_weight"
             raise ValueError(
-                f"n_clusters={self.n_clusters} must be <= n_samples={n_samples}: "
+                f"n_clusters={self.n_clusters} must be <= {rows}={n_weighted}: "
                 "there cannot be more clusters than samples."
             )
         self._check_method_params(X)
@@ -457,8 +502,9 @@ class BaseDeepClusterer(
         check_precision_supported(self.precision, self.device_)
         seed = seed_from(self.random_state)
         ae_state = self.random_state if isinstance(self.random_state, (int, np.integer)) else seed
+        weights = training_weights(sample_weight)
 
-        autoencoder = self._pretrained_autoencoder(X, ae_state)
+        autoencoder = self._pretrained_autoencoder(X, ae_state, sample_weight)
         self.autoencoder_ = autoencoder
         with seeded(seed):
             module = self._build_module(n_features, autoencoder, seed)
@@ -468,6 +514,7 @@ class BaseDeepClusterer(
         self._fit_state = {
             "generator": torch.Generator(device=self.device_).manual_seed(seed + 1),
             "n_batches": len(batch_bounds(n_samples, self.batch_size)) - 1,
+            "weights": None if weights is None else torch.as_tensor(weights, dtype=torch.float32, device=self.device_),
         }
         try:
             with seeded(seed):
@@ -512,7 +559,7 @@ class BaseDeepClusterer(
         self.labels_ = self._map_batches(X, self._hard_assign, module).astype(np.int64)
         self._warn_empty_clusters()
         if hasattr(self, "cluster_centers_"):
-            self.inertia_ = self._inertia(self._map_batches(X, self._embed, module))
+            self.inertia_ = self._inertia(self._map_batches(X, self._embed, module), sample_weight)
         return self
 
     def _one_batch_loss(self, x, index):
@@ -540,14 +587,14 @@ class BaseDeepClusterer(
         frozen = isinstance(self.autoencoder, FrozenEstimator)
         return (self.autoencoder.estimator if frozen else self.autoencoder), frozen
 
-    def _pretrained_autoencoder(self, X, random_state):
+    def _pretrained_autoencoder(self, X, random_state, sample_weight):
         from ._autoencoder import AutoEncoder
 
         given, frozen = self._given_autoencoder()
         if given is None:
             if self.pretrain_epochs == 0:
                 return None
-            return self._fit_autoencoder(self._default_autoencoder(random_state), X)
+            return self._fit_autoencoder(self._default_autoencoder(random_state), X, sample_weight)
         if not isinstance(given, AutoEncoder):
             raise TypeError(
                 "autoencoder must be None, a skdeepcluster.AutoEncoder (fitted "
@@ -571,7 +618,7 @@ class BaseDeepClusterer(
             autoencoder.set_params(random_state=random_state)
         if autoencoder.memory is None:
             autoencoder.set_params(memory=self.memory)
-        return self._fit_autoencoder(autoencoder, X)
+        return self._fit_autoencoder(autoencoder, X, sample_weight)
 
     def _warn_if_shape_ignored(self, given):
         """``hidden_dims`` and ``embedding_dim`` shape only the default
@@ -592,13 +639,13 @@ class BaseDeepClusterer(
                 UserWarning,
             )
 
-    def _fit_autoencoder(self, autoencoder, X):
+    def _fit_autoencoder(self, autoencoder, X, sample_weight):
         """Pretrain; a divergence names the recipe that diverged, which is
         the autoencoder's, not necessarily this estimator's learning rate."""
         from ._autoencoder import effective_learning_rate
 
         try:
-            return autoencoder.fit(X)
+            return autoencoder.fit(X, sample_weight=sample_weight)
         except FloatingPointError as error:
             learning_rate = effective_learning_rate(autoencoder.optimizer, autoencoder.learning_rate)
             own = "" if learning_rate == self.learning_rate else (
@@ -641,19 +688,21 @@ class BaseDeepClusterer(
         """
         return self._map(X, self._hard_assign).astype(np.int64)
 
-    def fit_predict(self, X, y=None):
+    def fit_predict(self, X, y=None, sample_weight=None):
         """Fit and return ``labels_``.
 
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
         y : Ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+            As in :meth:`fit`.
 
         Returns
         -------
         labels : ndarray of shape (n_samples,)
         """
-        return self.fit(X).labels_
+        return self.fit(X, sample_weight=sample_weight).labels_
 
     def predict_proba(self, X):
         """Soft cluster assignments.
@@ -685,7 +734,7 @@ class BaseDeepClusterer(
         """
         return self._map(X, self._embed)
 
-    def score(self, X, y=None):
+    def score(self, X, y=None, sample_weight=None):
         """Opposite of the k-means objective of ``X`` in the embedding space.
 
         Embeddings of different models have different scales, so this is not
@@ -695,19 +744,27 @@ class BaseDeepClusterer(
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
         y : Ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the rows' squared distances, as in
+            :meth:`sklearn.cluster.KMeans.score`.
 
         Returns
         -------
         score : float
         """
-        return -self._inertia(self.transform(X))
+        Z = self.transform(X)
+        return -self._inertia(Z, check_sample_weight(sample_weight, Z.shape[0]))
 
-    def _inertia(self, Z):
+    def _inertia(self, Z, sample_weight=None):
+        """Sum over the rows of ``Z`` of the (weighted) squared distance to the nearest centre."""
         centers = np.asarray(self.cluster_centers_, dtype=np.float64)
         total = 0.0
         for start in range(0, Z.shape[0], _INFERENCE_CHUNK):
             block = Z[start : start + _INFERENCE_CHUNK]
-            total += ((block[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2).min(axis=1).sum()
+            nearest = ((block[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2).min(axis=1)
+            if sample_weight is not None:
+                nearest = nearest * sample_weight[start : start + _INFERENCE_CHUNK]
+            total += nearest.sum()
         return float(total)
 
     @property

@@ -4,6 +4,7 @@ import torch
 from torch import nn
 
 from .device import at_least_float32
+from .weights import batch_mean
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -124,8 +125,12 @@ class MLPAutoEncoder(nn.Module):
         return z, self.decoder(z)
 
 
-def reconstruction_loss(x_hat, x, loss):
+def reconstruction_loss(x_hat, x, loss, row_weights=None):
     """Per-element mean reconstruction error: ``"mse"`` or ``"bce"``.
+
+    With ``row_weights`` (one per row, i.e. the shape of ``x`` without its
+    last dimension), the per-row means are averaged with those weights
+    (:func:`~skdeepcluster._core.weights.batch_mean`).
 
     The binary cross-entropy is written out rather than taken from
     ``torch.nn.functional.binary_cross_entropy``, which raises on the NaN
@@ -136,8 +141,14 @@ def reconstruction_loss(x_hat, x, loss):
     if loss == "bce":
         x_hat = x_hat.clamp(1e-7, 1 - 1e-7)
         target = x.clamp(0, 1)
-        return -(target * torch.log(x_hat) + (1 - target) * torch.log1p(-x_hat)).mean()
-    return torch.nn.functional.mse_loss(x_hat, x)
+        errors = -(target * torch.log(x_hat) + (1 - target) * torch.log1p(-x_hat))
+    elif row_weights is None:
+        return torch.nn.functional.mse_loss(x_hat, x)
+    else:
+        errors = (x_hat - x).pow(2)
+    if row_weights is None:
+        return errors.mean()
+    return batch_mean(errors.mean(dim=-1), row_weights)
 
 
 def masking_noise(x, fraction, generator):

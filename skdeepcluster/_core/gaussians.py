@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import torch
 
 
@@ -36,3 +37,90 @@ def diagonal_gaussian_log_densities(Y, means, variances):
     D = Y.shape[1]
     mahalanobis = ((Y.unsqueeze(1) - means.unsqueeze(0)).pow(2) / variances.unsqueeze(0)).sum(dim=2)
     return -0.5 * (mahalanobis + torch.log(variances).sum(dim=1) + D * math.log(2 * math.pi))
+
+
+class WeightedGaussianMixture:
+    """A Gaussian mixture fitted by EM with sample weights.
+
+    :class:`sklearn.mixture.GaussianMixture` takes no ``sample_weight``;
+    this follows its defaults (k-means start, ``reg_covar=1e-6``,
+    ``tol=1e-3`` on the mean log-likelihood, ``max_iter=100``, the best of
+    ``n_init`` starts), with every row's responsibilities times its weight
+    in the M-step, so that an integer weight acts as copies of the row.
+    The estimators use it only when given non-uniform weights; unweighted
+    fits keep sklearn's.
+
+    Parameters
+    ----------
+    n_components : int
+    covariance_type : {"full", "diag"}
+    n_init : int
+    random_state : int
+    reg_covar, tol : float
+    max_iter : int
+
+    Attributes
+    ----------
+    means_, covariances_, weights_ : ndarray
+        As :class:`~sklearn.mixture.GaussianMixture`'s (covariances of
+        shape (K, D, D) for "full", (K, D) for "diag", ``reg_covar`` included).
+    """
+
+    def __init__(self, n_components, covariance_type="full", n_init=1, random_state=0,
+                 reg_covar=1e-6, tol=1e-3, max_iter=100):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.n_init = n_init
+        self.random_state = random_state
+        self.reg_covar = reg_covar
+        self.tol = tol
+        self.max_iter = max_iter
+
+    def fit_predict(self, Z, sample_weight):
+        """Fit on the rows of ``Z`` (float64 array) with ``sample_weight``; return the labels."""
+        from sklearn.cluster import KMeans
+
+        Z = np.asarray(Z, dtype=np.float64)
+        weight = np.asarray(sample_weight, dtype=np.float64)
+        seeds = np.random.RandomState(self.random_state).randint(np.iinfo(np.int32).max, size=self.n_init)
+        best = None
+        for seed in seeds:
+            labels = KMeans(self.n_components, n_init=1, random_state=seed).fit_predict(Z, sample_weight=weight)
+            parameters = self._m_step(Z, weight, np.eye(self.n_components)[labels])
+            log_likelihood = -np.inf
+            for _ in range(self.max_iter):
+                log_resp, mean_log_likelihood = self._e_step(Z, weight, parameters)
+                parameters = self._m_step(Z, weight, np.exp(log_resp))
+                change = mean_log_likelihood - log_likelihood
+                log_likelihood = mean_log_likelihood
+                if abs(change) < self.tol:
+                    break
+            if best is None or log_likelihood > best[0]:
+                best = (log_likelihood, parameters)
+        self.means_, self.covariances_, self.weights_ = best[1]
+        return self._e_step(Z, weight, best[1])[0].argmax(axis=1)
+
+    def _m_step(self, Z, weight, resp):
+        resp = resp * weight[:, None]
+        mass = resp.sum(axis=0) + 10 * np.finfo(np.float64).eps
+        means = resp.T @ Z / mass[:, None]
+        if self.covariance_type == "diag":
+            covariances = (resp.T @ Z**2) / mass[:, None] - means**2 + self.reg_covar
+        else:
+            covariances = np.empty((len(means), Z.shape[1], Z.shape[1]))
+            for k, mean in enumerate(means):
+                centred = Z - mean
+                covariances[k] = (resp[:, k, None] * centred).T @ centred / mass[k]
+                covariances[k].flat[:: Z.shape[1] + 1] += self.reg_covar
+        return means, covariances, mass / mass.sum()
+
+    def _e_step(self, Z, weight, parameters):
+        means, covariances, mixing = parameters
+        Zt, means_t = torch.from_numpy(Z), torch.from_numpy(means)
+        if self.covariance_type == "diag":
+            log_density = diagonal_gaussian_log_densities(Zt, means_t, torch.from_numpy(covariances))
+        else:
+            log_density = gaussian_log_densities(Zt, means_t, torch.from_numpy(covariances), 0.0)
+        log_joint = log_density.numpy() + np.log(mixing)
+        log_norm = np.logaddexp.reduce(log_joint, axis=1)
+        return log_joint - log_norm[:, None], float(np.average(log_norm, weights=weight))

@@ -1,0 +1,278 @@
+"""``fit(X, sample_weight=...)``: every estimator, as KMeans takes it.
+
+An integer weight must act as that many copies of its row. Mini-batches
+cannot match that exactly (sklearn's repetition check is an expected failure
+in test_common.py), but with one batch holding every row, Adam sees the same
+loss and gradient either way, so whole fits must agree: pretraining, the
+initial k-means or mixture, the training loss and every whole-data update.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.datasets import make_blobs
+from sklearn.frozen import FrozenEstimator
+from sklearn.mixture import GaussianMixture
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import MinMaxScaler
+
+import skdeepcluster
+from conftest import CLUSTERERS, fast, fast_autoencoder
+from skdeepcluster._admm import cluster_means, gmm_m_step
+from skdeepcluster._core.gaussians import WeightedGaussianMixture
+from skdeepcluster._core.weights import batch_mean, check_sample_weight, training_weights
+from skdeepcluster._idec import target_distribution
+
+#: Each method, and its variants whose whole-data steps differ.
+VARIANTS = [(cls, {}) for cls in CLUSTERERS] + [
+    (skdeepcluster.ADMMCluster, {"clustering": "gmm"}),
+    (skdeepcluster.DeepGMM, {"covariance_type": "diag"}),
+]
+VARIANT_IDS = [cls.__name__ + "".join(f"-{v}" for v in params.values()) for cls, params in VARIANTS]
+
+
+@pytest.fixture(scope="module")
+def separated():
+    """Well-separated blobs in [0, 1], integer weights (some zero) and the
+    data with each row repeated by its weight."""
+    X, _ = make_blobs(90, n_features=6, centers=3, cluster_std=0.3, random_state=0)
+    X = MinMaxScaler().fit_transform(X)
+    weights = np.random.RandomState(1).randint(0, 4, len(X))
+    return X, weights, np.repeat(X, weights, axis=0)
+
+
+@pytest.fixture(scope="module")
+def pretrained(separated):
+    X, _, _ = separated
+    return fast_autoencoder(hidden_dims=(16,), embedding_dim=2, max_epochs=30, batch_size=16).fit(X)
+
+
+def _fit_quietly(est, X, y=None, **fit_params):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return est.fit(X, y, **fit_params)
+
+
+@pytest.mark.parametrize("cls, params", VARIANTS, ids=VARIANT_IDS)
+def test_integer_weights_fit_as_repeated_rows_in_one_batch(cls, params, separated, pretrained):
+    X, weights, X_repeated = separated
+    est = fast(
+        cls, n_clusters=3, autoencoder=FrozenEstimator(pretrained), max_epochs=3, batch_size=1000, tol=0.0, **params
+    )
+    weighted = _fit_quietly(clone(est), X, sample_weight=weights)
+    if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in weighted.module_.modules()):
+        pytest.skip("batch norm's statistics are over a batch's rows, unweighted (DAMIC: see test_damic.py)")
+    repeated = _fit_quietly(clone(est), X_repeated)
+    assert len(weighted.history_) == len(repeated.history_) == 3
+    for with_weights, with_copies in zip(weighted.history_, repeated.history_):
+        for name in with_weights:
+            if name not in ("time", "samples_per_second", "delta_label"):
+                np.testing.assert_allclose(with_weights[name], with_copies[name], rtol=1e-4, atol=1e-6, err_msg=name)
+    # the same model, up to the clusters' order
+    proba_weighted, proba_repeated = weighted.predict_proba(X), repeated.predict_proba(X)
+    order = [int(np.argmax(proba_repeated[weighted.labels_ == k].sum(axis=0))) for k in range(3)]
+    np.testing.assert_allclose(proba_weighted, proba_repeated[:, order], atol=1e-3)
+    np.testing.assert_allclose(weighted.transform(X), repeated.transform(X), rtol=1e-4, atol=1e-5)
+    # inertia_, ADMMCluster's variance_, ...
+    scalars = [name for name, value in vars(weighted).items() if name.endswith("_") and isinstance(value, float)]
+    for name in scalars:
+        np.testing.assert_allclose(getattr(weighted, name), getattr(repeated, name), rtol=1e-3, err_msg=name)
+
+
+def test_autoencoder_weights_act_as_repeated_rows_in_one_batch(separated):
+    X, weights, X_repeated = separated
+    ae = fast_autoencoder(max_epochs=3, batch_size=1000, input_noise=0.0)
+    weighted = clone(ae).fit(X, sample_weight=weights)
+    repeated = clone(ae).fit(X_repeated)
+    np.testing.assert_allclose(
+        [h["loss"] for h in weighted.history_], [h["loss"] for h in repeated.history_], rtol=1e-5
+    )
+    np.testing.assert_allclose(weighted.transform(X), repeated.transform(X), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls", CLUSTERERS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("uniform", [np.ones, lambda n: [3] * n, lambda n: np.full(n, 0.1)], ids=["ones", "list-of-3", "0.1"])
+def test_uniform_weights_give_exactly_the_unweighted_fit(cls, uniform, blobs):
+    X, _ = blobs
+    est = fast(cls, n_clusters=3)
+    plain = _fit_quietly(clone(est), X)
+    weighted = _fit_quietly(clone(est), X, sample_weight=uniform(len(X)))
+    np.testing.assert_array_equal(plain.labels_, weighted.labels_)
+    np.testing.assert_array_equal(plain.predict_proba(X), weighted.predict_proba(X))
+    assert [h["loss"] for h in plain.history_] == [h["loss"] for h in weighted.history_]
+
+
+@pytest.mark.parametrize("cls", CLUSTERERS, ids=lambda c: c.__name__)
+def test_weights_reach_the_fit(cls, separated):
+    """A fit with uneven weights is another fit (the weights are not dropped on the way)."""
+    X, weights, _ = separated
+    est = fast(cls, n_clusters=3)
+    plain = _fit_quietly(clone(est), X)
+    weighted = _fit_quietly(clone(est), X, sample_weight=weights)
+    assert [h["loss"] for h in plain.history_] != [h["loss"] for h in weighted.history_]
+
+
+@pytest.mark.parametrize(
+    "sample_weight, error, match",
+    [
+        (lambda n: -np.ones(n), ValueError, r"sample_weight must be >= 0; its smallest weight is -1\.0"),
+        (lambda n: np.r_[np.nan, np.ones(n - 1)], ValueError, "sample_weight must be finite"),
+        (lambda n: np.r_[np.inf, np.ones(n - 1)], ValueError, "sample_weight must be finite"),
+        (lambda n: np.zeros(n), ValueError, "every weight is zero"),
+        (lambda n: np.ones(n + 1), ValueError, r"shape \(n_samples,\) = \((\d+),\).*got shape \((?!\1,)\d+,\)"),
+        (lambda n: np.ones((n, 2)), ValueError, r"got shape \(\d+, 2\)"),
+        (lambda n: np.array(["a"] * n), TypeError, "sample_weight must hold real numbers"),
+        (lambda n: np.ones(n, dtype=bool), TypeError, "sample_weight must hold real numbers"),
+        (lambda n: 2.0, TypeError, "got the scalar 2.0"),
+        (lambda n: np.r_[np.ones(2), np.zeros(n - 2)], ValueError, r"n_clusters=3 must be <= the number of rows with a positive sample_weight=2"),
+    ],
+    ids=["negative", "nan", "inf", "all-zero", "too-long", "2-d", "strings", "bools", "scalar", "too-few-positive"],
+)
+@pytest.mark.parametrize("cls", CLUSTERERS, ids=lambda c: c.__name__)
+def test_bad_weights_are_refused(cls, sample_weight, error, match, blobs):
+    X, _ = blobs
+    with pytest.raises(error, match=match):
+        fast(cls, n_clusters=3).fit(X, sample_weight=sample_weight(len(X)))
+
+
+def test_autoencoder_refuses_bad_weights(blobs):
+    X, _ = blobs
+    with pytest.raises(ValueError, match="sample_weight must be >= 0"):
+        fast_autoencoder().fit(X, sample_weight=-np.ones(len(X)))
+
+
+def test_the_callers_weights_are_not_changed():
+    weights = np.array([1.0, 2.0, 0.0])
+    checked = check_sample_weight(weights, 3)
+    training = training_weights(checked)
+    training *= 10
+    np.testing.assert_array_equal(weights, [1.0, 2.0, 0.0])
+    assert checked is not weights
+
+
+def test_training_weights_have_mean_one_and_uniform_ones_are_none():
+    np.testing.assert_allclose(training_weights(np.array([1.0, 2.0, 3.0])), [0.5, 1.0, 1.5])
+    assert training_weights(np.full(4, 7.0)) is None
+    assert training_weights(None) is None
+
+
+def test_batch_means_over_an_epoch_average_to_the_weighted_mean():
+    """Equal batches of a permutation: the mean of the batches' weighted means
+    is the weighted mean over the data, whatever the order."""
+    generator = torch.Generator().manual_seed(0)
+    values, raw = torch.rand(12, generator=generator, dtype=torch.float64), torch.rand(12, generator=generator, dtype=torch.float64)
+    weights = raw / raw.mean()
+    order = torch.randperm(12, generator=generator)
+    epoch = torch.stack([batch_mean(values[b], weights[b]) for b in order.split(4)]).mean()
+    torch.testing.assert_close(epoch, (raw * values).sum() / raw.sum())
+    assert batch_mean(values, None) == values.mean()
+
+
+def _repeat(rows, counts):
+    return torch.repeat_interleave(rows, torch.as_tensor(counts), dim=0)
+
+
+def test_target_distribution_weights_count_rows_as_copies():
+    generator = torch.Generator().manual_seed(0)
+    Q = torch.softmax(torch.randn(8, 3, generator=generator, dtype=torch.float64), dim=1)
+    counts = np.array([0, 1, 2, 3, 1, 0, 2, 1])
+    weighted = target_distribution(Q, torch.as_tensor(counts, dtype=torch.float64))
+    repeated = target_distribution(_repeat(Q, counts))
+    torch.testing.assert_close(_repeat(weighted, counts), repeated)
+
+
+def test_admm_cluster_updates_weights_count_rows_as_copies():
+    generator = torch.Generator().manual_seed(0)
+    Y = torch.randn(10, 2, generator=generator, dtype=torch.float64)
+    labels = torch.tensor([0, 0, 1, 1, 1, 2, 2, 0, 1, 2])
+    counts = np.array([1, 0, 3, 1, 2, 1, 1, 2, 0, 4])
+    row_weights = torch.as_tensor(counts, dtype=torch.float64)
+    previous = torch.zeros(3, 2, dtype=torch.float64)
+    torch.testing.assert_close(
+        cluster_means(Y, labels, previous, row_weights), cluster_means(_repeat(Y, counts), _repeat(labels, counts), previous)
+    )
+    gamma = torch.softmax(torch.randn(10, 3, generator=generator, dtype=torch.float64), dim=1)
+    covariances = torch.eye(2, dtype=torch.float64).repeat(3, 1, 1)
+    log_weights = torch.full((3,), -np.log(3.0), dtype=torch.float64)
+    weighted = gmm_m_step(Y, gamma, previous, covariances, log_weights, row_weights)
+    repeated = gmm_m_step(_repeat(Y, counts), _repeat(gamma, counts), previous, covariances, log_weights)
+    for mine, theirs in zip(weighted, repeated):
+        torch.testing.assert_close(mine, theirs)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_weighted_gaussian_mixture_fits_as_sklearns_on_repeated_rows(covariance_type):
+    X, _ = make_blobs(120, n_features=2, centers=3, cluster_std=[0.3, 0.6, 1.0], random_state=0)
+    counts = np.random.RandomState(0).randint(0, 4, len(X))
+    mine = WeightedGaussianMixture(3, covariance_type, n_init=3, random_state=0)
+    labels = mine.fit_predict(X, counts.astype(float))
+    theirs = GaussianMixture(3, covariance_type=covariance_type, n_init=3, random_state=0).fit(np.repeat(X, counts, axis=0))
+    order = [int(np.argmin(((theirs.means_ - m) ** 2).sum(axis=1))) for m in mine.means_]
+    assert sorted(order) == [0, 1, 2]
+    np.testing.assert_allclose(mine.means_, theirs.means_[order], atol=1e-3)
+    np.testing.assert_allclose(mine.covariances_, theirs.covariances_[order], atol=1e-3)
+    np.testing.assert_allclose(mine.weights_, theirs.weights_[order], atol=1e-3)
+    np.testing.assert_array_equal(np.asarray(order)[labels], theirs.predict(X))
+
+
+def test_inertia_and_score_are_weighted_as_kmeans(blobs):
+    X, _ = blobs
+    weights = np.random.RandomState(0).rand(len(X)) * 3
+    est = _fit_quietly(fast(skdeepcluster.DeepKMeans, n_clusters=3), X, sample_weight=weights)
+    Z = est.transform(X)
+    squared = ((Z[:, None, :] - est.cluster_centers_[None]) ** 2).sum(axis=2).min(axis=1)
+    np.testing.assert_allclose(est.inertia_, (weights * squared).sum())
+    np.testing.assert_allclose(est.score(X, sample_weight=weights), -(weights * squared).sum())
+    np.testing.assert_allclose(est.score(X), -squared.sum())
+
+
+@pytest.mark.parametrize("cls", [skdeepcluster.DeepGMM, skdeepcluster.DAMIC], ids=lambda c: c.__name__)
+def test_mean_scores_are_weighted_means(cls, blobs):
+    X, _ = blobs
+    weights = np.random.RandomState(0).rand(len(X))
+    est = _fit_quietly(fast(cls, n_clusters=3), X)
+    per_row = np.array([est.score(X[i : i + 1]) for i in range(len(X))])
+    np.testing.assert_allclose(est.score(X), per_row.mean())
+    np.testing.assert_allclose(est.score(X, sample_weight=weights), np.average(per_row, weights=weights))
+
+
+def test_pipeline_routes_weights_to_the_clusterer(blobs):
+    X, _ = blobs
+    weights = np.random.RandomState(0).randint(0, 3, len(X)).astype(float)
+    pipe = make_pipeline(MinMaxScaler(), fast(skdeepcluster.IDEC, n_clusters=3))
+    _fit_quietly(pipe, X, idec__sample_weight=weights)
+    direct = _fit_quietly(fast(skdeepcluster.IDEC, n_clusters=3), MinMaxScaler().fit_transform(X), sample_weight=weights)
+    np.testing.assert_array_equal(pipe[-1].labels_, direct.labels_)
+    np.testing.assert_array_equal(
+        pipe.fit_predict(X, idec__sample_weight=weights), direct.labels_
+    )
+
+
+def test_weighted_pretraining_has_its_own_cache_entry(blobs, tmp_path):
+    X, _ = blobs
+    weights = np.random.RandomState(0).randint(1, 3, len(X)).astype(float)
+    ae = fast_autoencoder(memory=tmp_path)
+    assert not clone(ae).fit(X).from_cache_
+    assert not clone(ae).fit(X, sample_weight=weights).from_cache_
+    assert clone(ae).fit(X, sample_weight=weights).from_cache_
+    # equal weights are no weights: the unweighted entry
+    assert clone(ae).fit(X, sample_weight=np.full(len(X), 2.0)).from_cache_
+
+
+def test_grid_search_passes_weights_to_every_fit(blobs):
+    from sklearn.model_selection import GridSearchCV
+
+    from skdeepcluster.metrics import accuracy_scorer
+    from skdeepcluster.model_selection import FitAllScoreLabelled, validation_labels
+
+    X, y = blobs
+    weights = np.random.RandomState(0).randint(0, 3, len(X)).astype(float)
+    y_search, _, _ = validation_labels(y, 0.2, random_state=0)
+    est = fast(skdeepcluster.DeepKMeans, n_clusters=3)
+    search = GridSearchCV(est, {"clustering_weight": [0.1, 1.0]}, cv=FitAllScoreLabelled(), scoring=accuracy_scorer)
+    _fit_quietly(search, X, y_search, sample_weight=weights)
+    direct = _fit_quietly(clone(est).set_params(**search.best_params_), X, sample_weight=weights)
+    np.testing.assert_array_equal(search.best_estimator_.labels_, direct.labels_)
