@@ -296,12 +296,13 @@ class DeepKMeans(BaseDeepClusterer):
         return labels
 
     def _reseed_empty(self, Z, distances, labels):
-        counts = torch.bincount(labels, minlength=self.n_clusters)
-        empty = torch.nonzero(counts == 0).flatten()
+        # a cluster of zero-weight rows only is empty: on repeated rows it would own none
+        row_weights = self._row_weights()
+        mass = torch.bincount(labels, weights=row_weights, minlength=self.n_clusters)
+        empty = torch.nonzero(mass == 0).flatten()
         if empty.numel() == 0:
             return
         own = distances.gather(1, labels[:, None]).flatten()
-        row_weights = self._row_weights()
         if row_weights is not None:  # a centre on a zero-weight row would own no weight
             own = own.masked_fill(row_weights == 0, -1.0)
         farthest = torch.topk(own, empty.numel()).indices

@@ -492,9 +492,11 @@ class BaseDeepClusterer(
         sample_weight = check_sample_weight(sample_weight, n_samples)
         n_weighted = n_samples if sample_weight is None else int(np.count_nonzero(sample_weight))
         if self.n_clusters > n_weighted:
-            rows = "n_samples" if sample_weight is None else "the number of rows with a positive sample_weight"
+            rows = f"n_samples={n_weighted}" if sample_weight is None else (
+                f"the number of rows with a positive sample_weight ({n_weighted})"
+            )
             raise ValueError(
-                f"n_clusters={self.n_clusters} must be <= {rows}={n_weighted}: "
+                f"n_clusters={self.n_clusters} must be <= {rows}: "
                 "there cannot be more clusters than samples."
             )
         self._check_method_params(X)

@@ -432,7 +432,7 @@ def test_joint_loss_is_the_weighted_mean_of_eq_3(unit_blobs):
         per_row = mixture_nll(*module(torch.as_tensor(X))).double().numpy()
     first_epoch = _weighted_one_batch_fit(X, weights, max_epochs=1).history_[0]["loss"]
     np.testing.assert_allclose(first_epoch, np.average(per_row, weights=weights), rtol=1e-5)
-    assert not np.isclose(first_epoch, per_row.mean(), rtol=1e-3)
+    assert not np.isclose(first_epoch, per_row.mean(), rtol=1e-4)
 
 
 def test_gate_pretraining_loss_is_the_weighted_cross_entropy(unit_blobs):
@@ -447,9 +447,9 @@ def test_gate_pretraining_loss_is_the_weighted_cross_entropy(unit_blobs):
     ).double().numpy()
     pretrained = _weighted_one_batch_fit(X, weights, max_epochs=0, gate_pretrain_epochs=1, expert_pretrain_epochs=0)
     np.testing.assert_array_equal(pretrained.initial_labels_, untrained.initial_labels_)
-    np.testing.assert_allclose(
-        pretrained.init_history_["gate"][0]["loss"], np.average(per_row, weights=weights), rtol=1e-5
-    )
+    first_epoch = pretrained.init_history_["gate"][0]["loss"]
+    np.testing.assert_allclose(first_epoch, np.average(per_row, weights=weights), rtol=1e-5)
+    assert not np.isclose(first_epoch, per_row.mean(), rtol=1e-4)
 
 
 def test_experts_pretrain_on_their_weighted_members(unit_blobs, monkeypatch):

@@ -94,7 +94,9 @@ def test_autoencoder_weights_act_as_repeated_rows_in_one_batch(separated):
 
 
 @pytest.mark.parametrize("cls", CLUSTERERS, ids=lambda c: c.__name__)
-@pytest.mark.parametrize("uniform", [np.ones, lambda n: [3] * n, lambda n: np.full(n, 0.1)], ids=["ones", "list-of-3", "0.1"])
+@pytest.mark.parametrize(
+    "uniform", [np.ones, lambda n: [3] * n, lambda n: np.full(n, 0.1), lambda n: 2.5], ids=["ones", "list-of-3", "0.1", "scalar"]
+)
 def test_uniform_weights_give_exactly_the_unweighted_fit(cls, uniform, blobs):
     X, _ = blobs
     est = fast(cls, n_clusters=3)
@@ -126,10 +128,19 @@ def test_weights_reach_the_fit(cls, separated):
         (lambda n: np.ones((n, 2)), ValueError, r"got shape \(\d+, 2\)"),
         (lambda n: np.array(["a"] * n), TypeError, "sample_weight must hold real numbers"),
         (lambda n: np.ones(n, dtype=bool), TypeError, "sample_weight must hold real numbers"),
-        (lambda n: 2.0, TypeError, "got the scalar 2.0"),
-        (lambda n: np.r_[np.ones(2), np.zeros(n - 2)], ValueError, r"n_clusters=3 must be <= the number of rows with a positive sample_weight=2"),
+        (lambda n: True, TypeError, "sample_weight must hold real numbers"),
+        (lambda n: -2.0, ValueError, "sample_weight must be >= 0"),
+        (lambda n: 0, ValueError, "every weight is zero"),
+        (
+            lambda n: np.r_[np.ones(2), np.zeros(n - 2)],
+            ValueError,
+            r"n_clusters=3 must be <= the number of rows with a positive sample_weight \(2\)",
+        ),
     ],
-    ids=["negative", "nan", "inf", "all-zero", "too-long", "2-d", "strings", "bools", "scalar", "too-few-positive"],
+    ids=[
+        "negative", "nan", "inf", "all-zero", "too-long", "2-d", "strings", "bools", "bool-scalar",
+        "negative-scalar", "zero-scalar", "too-few-positive",
+    ],
 )
 @pytest.mark.parametrize("cls", CLUSTERERS, ids=lambda c: c.__name__)
 def test_bad_weights_are_refused(cls, sample_weight, error, match, blobs):
@@ -147,16 +158,16 @@ def test_autoencoder_refuses_bad_weights(blobs):
 def test_the_callers_weights_are_not_changed():
     weights = np.array([1.0, 2.0, 0.0])
     checked = check_sample_weight(weights, 3)
-    training = training_weights(checked)
-    training *= 10
+    checked *= 10
     np.testing.assert_array_equal(weights, [1.0, 2.0, 0.0])
-    assert checked is not weights
 
 
 def test_training_weights_have_mean_one_and_uniform_ones_are_none():
     np.testing.assert_allclose(training_weights(np.array([1.0, 2.0, 3.0])), [0.5, 1.0, 1.5])
     assert training_weights(np.full(4, 7.0)) is None
     assert training_weights(None) is None
+    # huge finite weights: their plain mean overflows
+    np.testing.assert_allclose(training_weights(np.array([1e308, 1.5e308, 0.5e308])), [1.0, 1.5, 0.5])
 
 
 def test_batch_means_over_an_epoch_average_to_the_weighted_mean():
@@ -218,6 +229,19 @@ def test_weighted_gaussian_mixture_fits_as_sklearns_on_repeated_rows(covariance_
     np.testing.assert_array_equal(np.asarray(order)[labels], theirs.predict(X))
 
 
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_weighted_gaussian_mixture_refuses_an_ill_defined_covariance(covariance_type):
+    """As sklearn's GaussianMixture: an error that says why, not NaN."""
+    rng = np.random.RandomState(0)
+    if covariance_type == "diag":  # a dimension of huge values: float64 loses their spread
+        X = np.r_[np.c_[np.full(50, 1e9 + 0.1), rng.randn(50)], np.c_[np.full(50, 1e9 + 0.3), rng.randn(50) + 10]]
+    else:  # a component on a line, at a scale where reg_covar is nothing
+        t = rng.rand(50)
+        X = np.r_[np.c_[t, 2 * t] * 1e6, rng.randn(50, 2) + 5e6]
+    with pytest.raises(ValueError, match="ill-defined covariance"):
+        WeightedGaussianMixture(2, covariance_type, random_state=0).fit_predict(X, rng.rand(100) + 0.5)
+
+
 def test_inertia_and_score_are_weighted_as_kmeans(blobs):
     X, _ = blobs
     weights = np.random.RandomState(0).rand(len(X)) * 3
@@ -227,6 +251,23 @@ def test_inertia_and_score_are_weighted_as_kmeans(blobs):
     np.testing.assert_allclose(est.inertia_, (weights * squared).sum())
     np.testing.assert_allclose(est.score(X, sample_weight=weights), -(weights * squared).sum())
     np.testing.assert_allclose(est.score(X), -squared.sum())
+
+
+def test_deep_kmeans_reseeds_a_cluster_of_zero_weight_rows():
+    """A cluster owning only rows of weight 0 is empty on the repeated rows,
+    so it is re-seeded, on a row of positive weight."""
+    est = skdeepcluster.DeepKMeans(n_clusters=3)
+    est.module_ = torch.nn.Module()
+    est.module_.centers = torch.nn.Parameter(torch.tensor([[0.0], [0.1], [10.0]]))
+    Z = torch.tensor([[0.0], [0.1], [0.3], [10.0], [11.0]])
+    est._fit_state = {"weights": torch.tensor([1.0, 1.0, 3.0, 0.0, 0.0])}
+    distances = (Z - est.module_.centers.detach().T) ** 2
+    labels = distances.argmin(dim=1)
+    assert labels.tolist() == [0, 1, 1, 2, 2]
+    est._reseed_empty(Z, distances, labels)
+    # row 2, the positive-weight row farthest from its centre (row 4, of weight 0, is farther)
+    assert labels.tolist() == [0, 1, 2, 2, 2]
+    assert est.module_.centers[2].item() == pytest.approx(0.3)
 
 
 @pytest.mark.parametrize("cls", [skdeepcluster.DeepGMM, skdeepcluster.DAMIC], ids=lambda c: c.__name__)
@@ -272,7 +313,12 @@ def test_grid_search_passes_weights_to_every_fit(blobs):
     weights = np.random.RandomState(0).randint(0, 3, len(X)).astype(float)
     y_search, _, _ = validation_labels(y, 0.2, random_state=0)
     est = fast(skdeepcluster.DeepKMeans, n_clusters=3)
-    search = GridSearchCV(est, {"clustering_weight": [0.1, 1.0]}, cv=FitAllScoreLabelled(), scoring=accuracy_scorer)
+    grid = [0.1, 1.0]
+    search = GridSearchCV(est, {"clustering_weight": grid}, cv=FitAllScoreLabelled(), scoring=accuracy_scorer)
     _fit_quietly(search, X, y_search, sample_weight=weights)
+    for weight, score in zip(grid, search.cv_results_["mean_test_score"]):
+        direct = _fit_quietly(clone(est).set_params(clustering_weight=weight), X, sample_weight=weights)
+        labelled = y_search >= 0
+        assert score == accuracy_scorer(direct, X[labelled], y_search[labelled])
     direct = _fit_quietly(clone(est).set_params(**search.best_params_), X, sample_weight=weights)
     np.testing.assert_array_equal(search.best_estimator_.labels_, direct.labels_)

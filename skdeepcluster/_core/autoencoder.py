@@ -129,7 +129,8 @@ def reconstruction_loss(x_hat, x, loss, row_weights=None):
     """Per-element mean reconstruction error: ``"mse"`` or ``"bce"``.
 
     With ``row_weights`` (one per row, i.e. the shape of ``x`` without its
-    last dimension), the per-row means are averaged with those weights
+    last dimension; mean 1 over the training data), the mean over the batch
+    of weight times the row's mean error
     (:func:`~skdeepcluster._core.weights.batch_mean`).
 
     The binary cross-entropy is written out rather than taken from

@@ -1,4 +1,5 @@
-"""Gaussian log-densities shared by the mixture-based methods."""
+"""Gaussian log-densities shared by the mixture-based methods, and a
+Gaussian mixture fitted with sample weights."""
 
 import math
 
@@ -37,6 +38,18 @@ def diagonal_gaussian_log_densities(Y, means, variances):
     D = Y.shape[1]
     mahalanobis = ((Y.unsqueeze(1) - means.unsqueeze(0)).pow(2) / variances.unsqueeze(0)).sum(dim=2)
     return -0.5 * (mahalanobis + torch.log(variances).sum(dim=1) + D * math.log(2 * math.pi))
+
+
+def _positive_definite(covariances, covariance_type):
+    if not np.isfinite(covariances).all():
+        return False
+    if covariance_type == "diag":
+        return bool((covariances > 0).all())
+    try:
+        np.linalg.cholesky(covariances)
+    except np.linalg.LinAlgError:
+        return False
+    return True
 
 
 class WeightedGaussianMixture:
@@ -112,6 +125,13 @@ class WeightedGaussianMixture:
                 centred = Z - mean
                 covariances[k] = (resp[:, k, None] * centred).T @ centred / mass[k]
                 covariances[k].flat[:: Z.shape[1] + 1] += self.reg_covar
+        if not _positive_definite(covariances, self.covariance_type):
+            # sklearn's GaussianMixture stops here too
+            raise ValueError(
+                "The weighted Gaussian mixture on the pretrained embedding has an ill-defined covariance "
+                "(a component collapsed onto too few distinct points, or the embedding has a constant or "
+                "huge dimension): try fewer clusters or scale the input features (e.g. to [0, 1])."
+            )
         return means, covariances, mass / mass.sum()
 
     def _e_step(self, Z, weight, parameters):

@@ -21,7 +21,8 @@ def check_sample_weight(sample_weight, n_samples):
 
     Parameters
     ----------
-    sample_weight : array-like of shape (n_samples,) or None
+    sample_weight : array-like of shape (n_samples,), float or None
+        A float weighs every row alike.
     n_samples : int
 
     Returns
@@ -37,11 +38,8 @@ def check_sample_weight(sample_weight, n_samples):
     """
     if sample_weight is None:
         return None
-    if isinstance(sample_weight, numbers.Number):
-        raise TypeError(
-            f"sample_weight must be an array-like of shape (n_samples,) = ({n_samples},) or None; "
-            f"got the scalar {sample_weight!r}."
-        )
+    if isinstance(sample_weight, numbers.Real) and not isinstance(sample_weight, (bool, np.bool_)):
+        sample_weight = np.full(n_samples, sample_weight)  # as sklearn's KMeans: one weight for every row
     weights = np.asarray(sample_weight)
     if weights.dtype == bool or weights.dtype.kind not in "iuf":
         raise TypeError(f"sample_weight must hold real numbers; got dtype {weights.dtype}.")
@@ -66,6 +64,7 @@ def training_weights(weights):
     then exactly the same fit)."""
     if weights is None or (weights == weights[0]).all():
         return None
+    weights = weights / weights.max()  # first: the mean of huge finite weights overflows
     return weights / weights.mean()
 
 
