@@ -435,9 +435,8 @@ class ADMMCluster(BaseDeepClusterer):
 
     def _batch_loss(self, x, index):
         z, x_hat = self._training_forward(self.module_, x)
-        reconstruction = self._batch_mean((x - x_hat).pow(2).sum(dim=1), index)
-        gap = self._fit_state["Y"][index] - z + self._fit_state["U"][index]
-        constraint = self._batch_mean(gap.pow(2).sum(dim=1), index)
+        reconstruction = (x - x_hat).pow(2).sum(dim=1).mean()
+        constraint = (self._fit_state["Y"][index] - z + self._fit_state["U"][index]).pow(2).sum(dim=1).mean()
         loss = reconstruction + self.constraint_weight_ * self.rho_ / 2 * constraint
         return {"loss": loss, "reconstruction": reconstruction, "constraint": constraint}
 

@@ -64,8 +64,8 @@ def _train_autoencoder(X, config, seed, device_type, verbose, revision, sample_w
 
     ``revision`` (:data:`PRETRAINING_REVISION`) is not used here: it is an
     argument so that it enters the cache key. ``sample_weight`` holds the
-    training weights (mean 1) or None. Returns the CPU ``state_dict`` and
-    the per-epoch history.
+    training weights (mean 1; each epoch draws its rows in proportion to
+    them) or None. Returns the CPU ``state_dict`` and the per-epoch history.
     """
     device = torch.device(device_type)
     with seeded(seed):
@@ -74,13 +74,11 @@ def _train_autoencoder(X, config, seed, device_type, verbose, revision, sample_w
     data = DeviceData(X, device)
     noise_generator = torch.Generator(device=device).manual_seed(seed + 1)
     fraction, loss_name = config["input_noise"], config["loss"]
-    weights = None if sample_weight is None else torch.as_tensor(sample_weight, dtype=torch.float32, device=device)
 
     def batch_loss(x, index):
         noisy = masking_noise(x, fraction, noise_generator)
         _, x_hat = forward_in_precision(module, noisy, config["precision"], device)
-        row_weights = None if weights is None else weights[index]
-        return {"loss": reconstruction_loss(x_hat, x, loss_name, row_weights)}
+        return {"loss": reconstruction_loss(x_hat, x, loss_name)}
 
     learning_rate = effective_learning_rate(config["optimizer"], config["learning_rate"])
     optimizer = make_optimizer(config["optimizer"], module.parameters(), learning_rate, config["momentum"])
@@ -91,6 +89,7 @@ def _train_autoencoder(X, config, seed, device_type, verbose, revision, sample_w
         n_epochs=config["max_epochs"],
         batch_size=config["batch_size"],
         generator=torch.Generator().manual_seed(seed),
+        sample_weight=None if sample_weight is None else torch.as_tensor(sample_weight),
         phase="pretraining",
         verbose=verbose,
     )
@@ -364,9 +363,10 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
         y : Ignored
         sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative weight of each row's reconstruction error; None
-            weighs every row 1. An integer weight acts as that many copies
-            of the row in expectation over the mini-batches.
+            Non-negative weight of each row; None weighs every row 1. Each
+            epoch draws its rows with replacement in proportion to the
+            weights, so an integer weight acts as that many copies of the
+            row (in distribution; a float weighs every row alike).
 
         Returns
         -------

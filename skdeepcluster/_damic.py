@@ -11,7 +11,7 @@ from ._core.autoencoder import ACTIVATIONS, FullPrecisionActivation, glorot_init
 from ._core.device import at_least_float32
 from ._core.params import AnyOf, Integer, LayerSizes, Options, layer_sizes
 from ._core.training import single_row_safe, train
-from ._core.weights import weighted_average
+from ._core.weights import weighted_average, weighted_draws
 from .base import _INFERENCE_CHUNK, SHARED_RULES, BaseDeepClusterer, check_unit_interval, warn_at_caller
 
 #: The paper's widths (sec. 3.4): each autoencoder d-1024-256-K-256-1024-d,
@@ -220,29 +220,30 @@ class _ClusterRows:
 
     Position ``j`` of an epoch maps to row ``members[k][j % n_k]`` of every
     cluster ``k``, so a step feeds each expert a batch of its own cluster,
-    smaller clusters being cycled through more than once per epoch.
-    ``member_weights[k]`` (mean 1 within cluster ``k``) are the sample
-    weights of those rows, or None for an unweighted fit.
+    smaller clusters being cycled through more than once per epoch. With
+    ``member_weights`` (CPU tensors, one per cluster) each batch instead
+    draws its rows of cluster ``k`` with replacement in proportion to their
+    weights (``generator`` seeds the draws), as the training loop draws rows.
     """
 
-    def __init__(self, data, members, member_weights=None):
+    def __init__(self, data, members, member_weights=None, generator=None):
         self.device = data.device
         self._data = data
         self._members = [m.to(data.device) for m in members]
         self._member_weights = member_weights
+        self._generator = generator
         self.n_samples = max(len(m) for m in members)
 
     def __len__(self):
         return self.n_samples
 
     def rows(self, index):
-        return torch.stack([self._data.rows(m[index % len(m)]) for m in self._members])
-
-    def row_weights(self, index):
-        """The weights of the rows ``rows(index)`` serves, shape (K, len(index)); None if unweighted."""
         if self._member_weights is None:
-            return None
-        return torch.stack([w[index % len(w)] for w in self._member_weights])
+            return torch.stack([self._data.rows(m[index % len(m)]) for m in self._members])
+        return torch.stack([
+            self._data.rows(m[weighted_draws(w, len(index), self._generator).to(m.device)])
+            for m, w in zip(self._members, self._member_weights)
+        ])
 
 
 _AUTO = Options("auto")
@@ -729,37 +730,36 @@ class DAMIC(BaseDeepClusterer):
 
         def batch_loss(x, index):
             with single_row_safe(gate, x.shape[0]):
-                logits = self._training_forward(gate, x)
-            if self._row_weights() is None:
-                return {"loss": F.cross_entropy(logits, labels[index])}
-            return {"loss": self._batch_mean(F.cross_entropy(logits, labels[index], reduction="none"), index)}
+                return {"loss": F.cross_entropy(self._training_forward(gate, x), labels[index])}
 
-        return self._run_phase(data, batch_loss, gate.parameters(), self.gate_pretrain_epochs, seed + 2, "DAMIC gate")
+        return self._run_phase(
+            data, batch_loss, gate.parameters(), self.gate_pretrain_epochs, seed + 2, "DAMIC gate",
+            self._sampling_weights(),
+        )
 
     def _pretrain_experts(self, module, data, labels, seed):
         experts = module.experts
         weights = self._row_weights()
         # rows of zero weight teach no expert
         weighted = torch.ones_like(labels, dtype=torch.bool) if weights is None else weights > 0
-        members, member_weights = [], None if weights is None else []
+        members = []
         for k in range(self.n_clusters):
             own = torch.nonzero((labels == k) & weighted).flatten()
             # k-means leaves a cluster empty only on duplicated points; that
             # expert then learns from all the data.
             members.append(own if own.numel() else torch.nonzero(weighted).flatten())
-            if weights is not None:
-                member_weights.append(weights[members[-1]] / weights[members[-1]].mean())
-        rows = _ClusterRows(data, members, member_weights)
+        member_weights = None if weights is None else [weights[m].cpu() for m in members]
+        rows = _ClusterRows(data, members, member_weights, torch.Generator().manual_seed(seed + 4))
         loss_name = self._pretrain_loss()
 
         def batch_loss(x, index):
             with single_row_safe(experts, x.shape[1]):
                 x_hat = self._training_forward(experts, x)
-            return {"loss": reconstruction_loss(x_hat, x, loss_name, rows.row_weights(index))}
+            return {"loss": reconstruction_loss(x_hat, x, loss_name)}
 
         return self._run_phase(rows, batch_loss, experts.parameters(), self.expert_pretrain_epochs, seed + 3, "DAMIC experts")
 
-    def _run_phase(self, data, batch_loss, parameters, n_epochs, seed, phase):
+    def _run_phase(self, data, batch_loss, parameters, n_epochs, seed, phase, sample_weight=None):
         result = train(
             data=data,
             batch_loss=batch_loss,
@@ -767,6 +767,7 @@ class DAMIC(BaseDeepClusterer):
             n_epochs=n_epochs,
             batch_size=self.batch_size,
             generator=torch.Generator().manual_seed(seed),
+            sample_weight=sample_weight,
             phase=phase,
             verbose=self.verbose,
         )
@@ -775,9 +776,9 @@ class DAMIC(BaseDeepClusterer):
     # -- joint training of eq. (3) -------------------------------------------------
     def _batch_loss(self, x, index):
         log_gate, distances = self._training_forward(self.module_, x)
-        loss = self._batch_mean(mixture_nll(log_gate, distances), index)
+        loss = mixture_nll(log_gate, distances).mean()
         with torch.no_grad():
-            reconstruction = self._batch_mean((posterior(log_gate, distances) * distances).sum(dim=1), index)
+            reconstruction = (posterior(log_gate, distances) * distances).sum(dim=1).mean()
         return {"loss": loss, "reconstruction": reconstruction}
 
     def _on_checkpoint(self, step, data):

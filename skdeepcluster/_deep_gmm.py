@@ -344,12 +344,12 @@ class DeepGMM(BaseDeepClusterer):
             z, x_hat = self._training_forward(module, x)
         else:
             z = self._training_forward(module.encoder, x)
-        log_likelihood = self._batch_mean(torch.logsumexp(self._log_joint(module, z), dim=1), index)
+        log_likelihood = torch.logsumexp(self._log_joint(module, z), dim=1).mean()
         separation = neighbour_separation(module.centers, self.n_neighbors_)
         loss = -log_likelihood - self.separation_weight * separation
         parts = {"log_likelihood": log_likelihood, "separation": separation}
         if self.reconstruction_weight > 0:
-            reconstruction = self._batch_mean((x - x_hat).pow(2).sum(dim=1), index)
+            reconstruction = (x - x_hat).pow(2).sum(dim=1).mean()
             loss = loss + self.reconstruction_weight * reconstruction
             parts["reconstruction"] = reconstruction
         return {"loss": loss, **parts}

@@ -312,10 +312,10 @@ class DeepKMeans(BaseDeepClusterer):
 
     def _batch_loss(self, x, index):
         z, x_hat = self._training_forward(self.module_, x)
-        reconstruction = self._batch_mean((x - x_hat).pow(2).sum(dim=1), index)
+        reconstruction = (x - x_hat).pow(2).sum(dim=1).mean()
         distances = squared_distances(z, self.module_.centers)
         weights = soft_kmeans_weights(distances, self._fit_state["alpha"])
-        kmeans = self._batch_mean((weights * distances).sum(dim=1), index)
+        kmeans = (weights * distances).sum(dim=1).mean()
         loss = reconstruction + self.clustering_weight * kmeans
         alpha = torch.tensor(self._fit_state["alpha"])
         return {"loss": loss, "reconstruction": reconstruction, "kmeans": kmeans, "alpha": alpha}

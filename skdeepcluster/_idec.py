@@ -7,7 +7,6 @@ from torch import nn
 from ._core.autoencoder import reconstruction_loss
 from ._core.distances import squared_distances
 from ._core.params import AnyOf, Integer, Options, Real
-from ._core.weights import batch_mean
 from .base import SHARED_RULES, BaseDeepClusterer, check_unit_interval
 
 
@@ -39,14 +38,13 @@ def target_distribution(Q, row_weights=None):
     return weight / weight.sum(dim=1, keepdim=True)
 
 
-def clustering_loss(P, log_Q, row_weights=None):
+def clustering_loss(P, log_Q):
     """``mean_i KL(P_i || Q_i) = mean_i sum_j p_ij log(p_ij / q_ij)``.
 
-    The mean over the rows of a batch (weighted by ``row_weights`` when
-    given), as Keras' ``kld`` loss in the authors' code; ``xlogy`` gives
-    ``0 log 0 = 0`` where Keras clipped to 1e-7.
+    The mean over the rows of a batch, as Keras' ``kld`` loss in the authors'
+    code; ``xlogy`` gives ``0 log 0 = 0`` where Keras clipped to 1e-7.
     """
-    return batch_mean((torch.special.xlogy(P, P) - P * log_Q).sum(dim=1), row_weights)
+    return (torch.special.xlogy(P, P) - P * log_Q).sum(dim=1).mean()
 
 
 class _Encoder(nn.Module):
@@ -326,14 +324,11 @@ class IDEC(BaseDeepClusterer):
         else:
             z = self._training_forward(self.module_.encoder, x)
         target = self._fit_state["target"][index]
-        row_weights = self._row_weights(index)
-        clustering = clustering_loss(target, log_soft_assignment(z, self.module_.centers), row_weights)
+        clustering = clustering_loss(target, log_soft_assignment(z, self.module_.centers))
         parts = {"clustering": clustering}
         loss = self._clustering_weight() * clustering
         if self._with_reconstruction:
-            parts["reconstruction"] = reconstruction_loss(
-                x_hat, x, self._fit_state["reconstruction_loss"], row_weights
-            )
+            parts["reconstruction"] = reconstruction_loss(x_hat, x, self._fit_state["reconstruction_loss"])
             loss = parts["reconstruction"] + loss
         return {"loss": loss, **parts}
 

@@ -52,7 +52,7 @@ from ._core.params import (
 )
 from ._core.gaussians import WeightedGaussianMixture
 from ._core.training import DIVERGED_ADVICE, batch_bounds, single_row_safe, train
-from ._core.weights import batch_mean, check_sample_weight, training_weights
+from ._core.weights import check_sample_weight, training_weights
 
 _INFERENCE_CHUNK = 4096
 
@@ -309,8 +309,9 @@ class BaseDeepClusterer(
         statistics. Its network calls go through
         ``self._training_forward(network, x)``, which applies ``precision``
         (a common test checks that every training product is bfloat16
-        under ``precision="bfloat16"``). Its per-row terms are averaged by
-        ``self._batch_mean(values, index)``, which applies ``sample_weight``.
+        under ``precision="bfloat16"``). With ``sample_weight`` the loop
+        draws the batch's rows in proportion to their weights, so the loss
+        stays a plain mean over the batch.
     ``_embed(module, x)``, ``_soft_assign(module, x)``, ``_hard_assign(module, x)``
         Embedding, cluster probabilities and labels of a batch, used by
         ``transform``, ``predict_proba`` and ``predict`` (default: the
@@ -336,7 +337,7 @@ class BaseDeepClusterer(
     method's own weighs them by ``self._row_weights()`` (None when
     unweighted), so that an integer weight acts as copies of its row
     (``tests/test_sample_weight.py`` checks every method against repeated
-    rows). Class attributes a method may set:
+    rows, with the loop's draws replaced by the repeated rows' order). Class attributes a method may set:
     ``_parameter_rules`` (its parameters' checks, usually ``SHARED_RULES``
     and its own), ``_clustering_weight_name`` (named by the empty-cluster
     warning), ``_float64_training`` (keeps float64 tensors on the training
@@ -412,19 +413,17 @@ class BaseDeepClusterer(
         with torch.no_grad():
             return torch.cat([encoder(x) for x in data.chunks(_INFERENCE_CHUNK)])
 
-    def _row_weights(self, index=None):
-        """The training weights (mean 1) of the rows ``index`` (of every row
-        when None) as a float32 tensor on the training device; None for an
-        unweighted fit, or outside a fit."""
-        weights = getattr(self, "_fit_state", {}).get("weights")
-        if weights is None or index is None:
-            return weights
-        return weights[index]
+    def _row_weights(self):
+        """The fit's sample weights (mean 1) as a float32 tensor on the
+        training device, for whole-data updates; None for an unweighted fit,
+        or outside a fit."""
+        return getattr(self, "_fit_state", {}).get("weights")
 
-    def _batch_mean(self, values, index):
-        """Mean over a training batch of its per-row ``values``, weighted
-        by the rows' ``sample_weight`` when the fit has weights."""
-        return batch_mean(values, self._row_weights(index))
+    def _sampling_weights(self):
+        """The fit's sample weights as a CPU tensor, for the training loop's
+        weighted draws of rows (``train(sample_weight=...)``); None when unweighted."""
+        weights = self._row_weights()
+        return None if weights is None else weights.cpu()
 
     def _numpy_weights(self):
         weights = self._row_weights()
@@ -468,13 +467,14 @@ class BaseDeepClusterer(
             Training data. Sparse input is densified one batch at a time.
         y : Ignored
             Not used, present for API consistency.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative weight of each row; None weighs every row 1. A
-            weight scales its row's term in every objective (pretraining,
-            initial clustering, training loss and whole-data updates), so an
-            integer weight acts as that many copies of the row, exactly in
-            the whole-data steps and in expectation over mini-batches. The
-            ``tol`` rule still counts rows.
+        sample_weight : array-like of shape (n_samples,) or float, default=None
+            Non-negative weight of each row; None weighs every row 1. An
+            integer weight acts as that many copies of the row: the
+            whole-data steps (initial k-means or mixture, target
+            distributions, cluster updates) weigh each row by it, and each
+            training epoch (pretraining included) draws its rows with
+            replacement in proportion to it. The ``tol`` rule still counts
+            rows.
 
         Returns
         -------
@@ -530,6 +530,7 @@ class BaseDeepClusterer(
                 n_epochs=self._n_training_epochs(),
                 batch_size=self.batch_size,
                 generator=torch.Generator().manual_seed(seed),
+                sample_weight=self._sampling_weights(),
                 checkpoint=lambda step: self._on_checkpoint(step, data),
                 checkpoint_interval=self._checkpoint_interval(),
                 initial_labels=initial_labels,

@@ -18,9 +18,9 @@ _SPARSE_CHECK_BUG = (
 
 
 _REPEATED_ROWS = (
-    "mini-batch training matches repeated rows only in expectation: a row of weight 2 "
-    "sits in one batch, its two copies in two, so the networks differ; test_sample_weight.py "
-    "checks the exact equivalences (whole-data steps, one-batch losses)"
+    "training epochs draw rows in proportion to their weights, which matches repeated rows "
+    "in distribution only; test_sample_weight.py checks exact equivalence with the draws "
+    "replaced by the repeated rows' order"
 )
 
 

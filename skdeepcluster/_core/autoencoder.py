@@ -4,7 +4,6 @@ import torch
 from torch import nn
 
 from .device import at_least_float32
-from .weights import batch_mean
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -125,13 +124,8 @@ class MLPAutoEncoder(nn.Module):
         return z, self.decoder(z)
 
 
-def reconstruction_loss(x_hat, x, loss, row_weights=None):
+def reconstruction_loss(x_hat, x, loss):
     """Per-element mean reconstruction error: ``"mse"`` or ``"bce"``.
-
-    With ``row_weights`` (one per row, i.e. the shape of ``x`` without its
-    last dimension; mean 1 over the training data), the mean over the batch
-    of weight times the row's mean error
-    (:func:`~skdeepcluster._core.weights.batch_mean`).
 
     The binary cross-entropy is written out rather than taken from
     ``torch.nn.functional.binary_cross_entropy``, which raises on the NaN
@@ -142,14 +136,8 @@ def reconstruction_loss(x_hat, x, loss, row_weights=None):
     if loss == "bce":
         x_hat = x_hat.clamp(1e-7, 1 - 1e-7)
         target = x.clamp(0, 1)
-        errors = -(target * torch.log(x_hat) + (1 - target) * torch.log1p(-x_hat))
-    elif row_weights is None:
-        return torch.nn.functional.mse_loss(x_hat, x)
-    else:
-        errors = (x_hat - x).pow(2)
-    if row_weights is None:
-        return errors.mean()
-    return batch_mean(errors.mean(dim=-1), row_weights)
+        return -(target * torch.log(x_hat) + (1 - target) * torch.log1p(-x_hat)).mean()
+    return torch.nn.functional.mse_loss(x_hat, x)
 
 
 def masking_noise(x, fraction, generator):

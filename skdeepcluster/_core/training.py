@@ -13,6 +13,7 @@ import time
 import torch
 
 from .progress import Progress
+from .weights import weighted_draws
 
 
 class TrainingResult:
@@ -84,6 +85,15 @@ def _parameters_finite(optimizer):
     return not parameters or bool(torch.stack([torch.isfinite(p).all() for p in parameters]).all())
 
 
+def epoch_order(n_samples, sample_weight, generator):
+    """The rows of one epoch, in order: a permutation, or with
+    ``sample_weight`` (a CPU tensor) ``n_samples`` weighted draws with
+    replacement (:func:`~skdeepcluster._core.weights.weighted_draws`)."""
+    if sample_weight is None:
+        return torch.randperm(n_samples, generator=generator)
+    return weighted_draws(sample_weight, n_samples, generator)
+
+
 def batch_bounds(n_samples, batch_size):
     """Row offsets of an epoch's mini-batches: batch ``b`` is rows
     ``bounds[b]:bounds[b + 1]`` of the shuffled order.
@@ -125,6 +135,7 @@ def train(
     n_epochs,
     batch_size,
     generator,
+    sample_weight=None,
     checkpoint=None,
     checkpoint_interval=None,
     initial_labels=None,
@@ -144,6 +155,9 @@ def train(
     n_epochs, batch_size : int
     generator : torch.Generator
         CPU generator that orders the rows of each epoch.
+    sample_weight : tensor or None
+        Row weights (CPU): each epoch then draws its rows with replacement,
+        in proportion to them (:func:`epoch_order`), instead of permuting them.
     checkpoint : callable ``(step) -> labels`` or None
         Whole-data update run every ``checkpoint_interval`` steps, before that
         step's batch. It returns the current hard labels (a tensor).
@@ -173,7 +187,7 @@ def train(
     progress = Progress(phase, n_epochs, verbose)
     for epoch in range(n_epochs):
         start = time.perf_counter()
-        order = torch.randperm(n_samples, generator=generator).to(data.device)
+        order = epoch_order(n_samples, sample_weight, generator).to(data.device)
         # per-batch losses are only gathered here (no arithmetic per step:
         # on a GPU each extra op is a launch) and averaged at the epoch's end
         batch_values = {}

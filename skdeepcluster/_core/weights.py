@@ -1,19 +1,19 @@
-"""Sample weights: their validation, and the weighted mean of a batch's rows.
+"""Sample weights: their validation, and weighted draws of training rows.
 
-A weight scales its row's whole term in every objective, so that an
-integer weight acts as that many copies of the row in each whole-data
-update (k-means, mixture and target-distribution steps). Mini-batch
-training cannot match repetition exactly (a row of weight 2 sits in one
-batch, its two copies in two), so it matches in expectation: weights are
-scaled to mean 1 over the training rows and a batch's loss is the mean of
-``weight * loss`` over its rows, an unbiased estimate of the weighted mean
-over the data whatever rows the batch holds (a batch of zero-weight rows
-contributes nothing rather than dividing by zero).
+A weight makes its row count as that many copies. Whole-data updates
+(k-means, mixture and target-distribution steps) weigh each row exactly.
+Mini-batch training draws the rows of each epoch with replacement, each
+with probability proportional to its weight, and averages the batch's
+losses plainly: a batch is then distributed as one from the data with the
+rows repeated, batch norm included, and a heavy row is seen more often
+rather than with a larger step (with the default SGD at learning rate 1.0,
+five rows of weight 100 in 1,797 made loss weighting diverge).
 """
 
 import numbers
 
 import numpy as np
+import torch
 
 
 def check_sample_weight(sample_weight, n_samples):
@@ -68,13 +68,16 @@ def training_weights(weights):
     return weights / weights.mean()
 
 
-def batch_mean(values, weights):
-    """Mean of a batch's per-row ``values``, each times its row's weight
-    (``weights`` of the same shape, mean 1 over the data: see the module
-    docstring) when ``weights`` is not None."""
-    if weights is None:
-        return values.mean()
-    return (values * weights).mean()
+def weighted_draws(weights, n_draws, generator):
+    """``n_draws`` row indices drawn with replacement, row ``i`` with
+    probability ``weights[i] / weights.sum()``; a row of weight 0 is never
+    drawn. ``weights`` and ``generator`` on the CPU; returns a CPU int64 tensor.
+
+    Inverse-CDF sampling, as ``torch.multinomial`` takes at most 2**24 rows.
+    """
+    cdf = torch.cumsum(weights.double(), dim=0)
+    uniform = torch.rand(n_draws, generator=generator, dtype=torch.float64) * cdf[-1]
+    return torch.searchsorted(cdf, uniform, right=True).clamp_max(len(weights) - 1)
 
 
 def weighted_average(values, sample_weight):
