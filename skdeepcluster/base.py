@@ -337,7 +337,9 @@ class BaseDeepClusterer(
     method's own weighs them by ``self._row_weights()`` (None when
     unweighted), so that an integer weight acts as copies of its row
     (``tests/test_sample_weight.py`` checks every method against repeated
-    rows, with the loop's draws replaced by the repeated rows' order). Class attributes a method may set:
+    rows, with the loop's draws replaced by the repeated rows' order).
+
+    Class attributes a method may set:
     ``_parameter_rules`` (its parameters' checks, usually ``SHARED_RULES``
     and its own), ``_clustering_weight_name`` (named by the empty-cluster
     warning), ``_float64_training`` (keeps float64 tensors on the training

@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import torch
+from sklearn.cluster import KMeans
 
 
 def gaussian_log_densities(Y, means, covariances, floor):
@@ -91,8 +92,6 @@ class WeightedGaussianMixture:
 
     def fit_predict(self, Z, sample_weight):
         """Fit on the rows of ``Z`` (float64 array) with ``sample_weight``; return the labels."""
-        from sklearn.cluster import KMeans
-
         Z = np.asarray(Z, dtype=np.float64)
         weight = np.asarray(sample_weight, dtype=np.float64)
         seeds = np.random.RandomState(self.random_state).randint(np.iinfo(np.int32).max, size=self.n_init)
