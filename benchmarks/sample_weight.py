@@ -95,7 +95,11 @@ def summary(paths):
             continue
         rows.append(
             [name]
-            + [f"{mean_of(records, field):.3f}" for field in ("acc", "nmi") for records in runs]
+            + [
+                f"{mean_of(records, field):.3f} ± {np.std([r[field] for r in records]):.3f}"
+                for field in ("acc", "nmi")
+                for records in runs
+            ]
             + [f"{mean_of(records, 'seconds'):.1f}" for records in runs]
             + [",".join(str(r["seed"]) for r in runs[0])]
         )
