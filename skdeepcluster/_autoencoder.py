@@ -363,10 +363,10 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
         y : Ignored
         sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative weight of each row; None weighs every row 1. Each
-            epoch draws its rows with replacement in proportion to the
-            weights, so an integer weight acts as that many copies of the
-            row (in distribution; a float weighs every row alike).
+            Non-negative weight of each row, or one float for every row;
+            None weighs every row 1. Each epoch draws ``n_samples`` rows
+            with replacement in proportion to the weights, so that an
+            integer weight acts as that many copies of the row, on average.
 
         Returns
         -------

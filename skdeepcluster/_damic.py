@@ -231,6 +231,8 @@ class _ClusterRows:
         self._data = data
         self._members = [m.to(data.device) for m in members]
         self._member_weights = member_weights
+        # each step draws from every cluster: the cumulative weights once
+        self._cumulative = None if member_weights is None else [w.double().cumsum(0) for w in member_weights]
         self._generator = generator
         self.n_samples = max(len(m) for m in members)
 
@@ -241,8 +243,8 @@ class _ClusterRows:
         if self._member_weights is None:
             return torch.stack([self._data.rows(m[index % len(m)]) for m in self._members])
         return torch.stack([
-            self._data.rows(m[weighted_draws(w, len(index), self._generator).to(m.device)])
-            for m, w in zip(self._members, self._member_weights)
+            self._data.rows(m[weighted_draws(w, len(index), self._generator, cdf).to(m.device)])
+            for m, w, cdf in zip(self._members, self._member_weights, self._cumulative)
         ])
 
 

@@ -700,7 +700,7 @@ class BaseDeepClusterer(
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
         y : Ignored
-        sample_weight : array-like of shape (n_samples,), default=None
+        sample_weight : array-like of shape (n_samples,) or float, default=None
             As in :meth:`fit`.
 
         Returns
@@ -749,7 +749,7 @@ class BaseDeepClusterer(
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
         y : Ignored
-        sample_weight : array-like of shape (n_samples,), default=None
+        sample_weight : array-like of shape (n_samples,) or float, default=None
             Weights of the rows' squared distances, as in
             :meth:`sklearn.cluster.KMeans.score`.
 

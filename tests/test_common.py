@@ -19,7 +19,7 @@ _SPARSE_CHECK_BUG = (
 
 _REPEATED_ROWS = (
     "training epochs draw rows in proportion to their weights, which matches repeated rows "
-    "in distribution only; test_sample_weight.py checks exact equivalence with the draws "
+    "only on average; test_sample_weight.py checks exact equivalence with the draws "
     "replaced by the repeated rows' order"
 )
 

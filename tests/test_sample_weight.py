@@ -60,7 +60,11 @@ def repeated_rows_order(separated, monkeypatch):
 
     def epoch_order(n_samples, sample_weight, generator):
         order = torch.randperm(n_samples, generator=generator)
-        return order if sample_weight is None else source_row[order]
+        if sample_weight is None:
+            return order
+        # the weights the loop was given are these (up to scale)
+        torch.testing.assert_close(sample_weight.double() / sample_weight.sum(), torch.as_tensor(weights / weights.sum()))
+        return source_row[order]
 
     monkeypatch.setattr(training, "epoch_order", epoch_order)
 

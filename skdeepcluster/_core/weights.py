@@ -4,9 +4,9 @@ A weight makes its row count as that many copies. Whole-data updates
 (k-means, mixture and target-distribution steps) weigh each row exactly.
 Mini-batch training draws the rows of each epoch with replacement, each
 with probability proportional to its weight, and averages the batch's
-losses plainly: a batch is then distributed as one from the data with the
-rows repeated, batch norm included, and a heavy row is seen more often
-rather than with a larger step (with the default SGD at learning rate 1.0,
+losses plainly: each drawn row is distributed as a row drawn from the data
+with the rows repeated (batch norm included), and a heavy row is seen more
+often rather than with a larger step (with the default SGD at learning rate 1.0,
 five rows of weight 100 in 1,797 made loss weighting diverge).
 """
 
@@ -68,14 +68,16 @@ def training_weights(weights):
     return weights / weights.mean()
 
 
-def weighted_draws(weights, n_draws, generator):
+def weighted_draws(weights, n_draws, generator, cumulative=None):
     """``n_draws`` row indices drawn with replacement, row ``i`` with
     probability ``weights[i] / weights.sum()``; a row of weight 0 is never
-    drawn. ``weights`` and ``generator`` on the CPU; returns a CPU int64 tensor.
+    drawn. ``weights`` and ``generator`` on the CPU; returns a CPU int64
+    tensor. ``cumulative`` may pass ``weights.double().cumsum(0)`` computed
+    once for repeated draws.
 
     Inverse-CDF sampling, as ``torch.multinomial`` takes at most 2**24 rows.
     """
-    cdf = torch.cumsum(weights.double(), dim=0)
+    cdf = torch.cumsum(weights.double(), dim=0) if cumulative is None else cumulative
     uniform = torch.rand(n_draws, generator=generator, dtype=torch.float64) * cdf[-1]
     return torch.searchsorted(cdf, uniform, right=True).clamp_max(len(weights) - 1)
 
