@@ -10,7 +10,7 @@ from ._core import data as device_data
 from ._core.autoencoder import ACTIVATIONS, FullPrecisionActivation, glorot_init_, mlp, reconstruction_loss
 from ._core.device import at_least_float32
 from ._core.params import AnyOf, Integer, LayerSizes, Options, layer_sizes
-from ._core.training import single_row_safe, train
+from ._core.training import cluster_weights, single_row_safe, train
 from ._core.weights import weighted_average, weighted_draws
 from .base import _INFERENCE_CHUNK, SHARED_RULES, BaseDeepClusterer, check_unit_interval, warn_at_caller
 
@@ -724,7 +724,7 @@ class DAMIC(BaseDeepClusterer):
             "gate": self._pretrain_gate(module, data, labels, seed),
             "experts": self._pretrain_experts(module, data, labels, seed),
         }
-        self._fit_state["owned"] = torch.bincount(labels, minlength=self.n_clusters) > 0
+        self._fit_state["owned"] = cluster_weights(labels, self.n_clusters, self._sampling_weights()) > 0
         return labels
 
     def _pretrain_gate(self, module, data, labels, seed):
@@ -789,7 +789,7 @@ class DAMIC(BaseDeepClusterer):
         with torch.no_grad():
             labels = torch.cat([self._hard_assign(module, x) for x in data.chunks(_INFERENCE_CHUNK)])
         module.train()
-        owned = torch.bincount(labels, minlength=self.n_clusters) > 0
+        owned = cluster_weights(labels, self.n_clusters, self._sampling_weights()) > 0
         lost = torch.nonzero(self._fit_state["owned"] & ~owned).flatten().tolist()
         if lost:
             epoch = step // self._fit_state["n_batches"]

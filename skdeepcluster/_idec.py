@@ -7,6 +7,7 @@ from torch import nn
 from ._core.autoencoder import reconstruction_loss
 from ._core.distances import squared_distances
 from ._core.params import AnyOf, Integer, Options, Real
+from ._core.training import label_change
 from .base import SHARED_RULES, BaseDeepClusterer, check_unit_interval
 
 
@@ -155,8 +156,9 @@ class IDEC(BaseDeepClusterer):
         Whether the ``tol`` rule stopped training (rather than
         ``max_epochs``).
     delta_labels_ : ndarray of shape (n_updates,)
-        Fraction of labels changed at each update of ``P``, in order; the
-        first compares with the k-means labels. Updates happen every
+        Fraction of labels changed at each update of ``P``, in order (of
+        the total ``sample_weight`` in a weighted fit); the first compares
+        with the k-means labels. Updates happen every
         ``update_interval`` mini-batches, so there can be several per epoch.
     history_ : list of dict
         Per epoch: mean ``loss``, ``reconstruction`` (``L_r``) and
@@ -314,7 +316,7 @@ class IDEC(BaseDeepClusterer):
         weights = None if weights is None else weights.double()
         self._fit_state["target"] = target_distribution(Q, weights).to(Z.device, torch.float32)
         labels = Q.argmax(dim=1)
-        self.delta_labels_.append((labels != self._fit_state["labels"]).double().mean().item())
+        self.delta_labels_.append(label_change(labels, self._fit_state["labels"], self._sampling_weights()))
         self._fit_state["labels"] = labels
         return labels
 
@@ -406,7 +408,8 @@ class DEC(IDEC):
     converged_ : bool
         Whether the ``tol`` rule stopped training.
     delta_labels_ : ndarray of shape (n_updates,)
-        Fraction of labels changed at each update of ``P``.
+        Fraction of labels changed at each update of ``P`` (of the total
+        ``sample_weight`` in a weighted fit).
     history_ : list of dict
         Per epoch: ``loss`` (equal to ``clustering``), ``clustering``,
         ``delta_label``, ``n_clusters_used``, ``time``,

@@ -475,8 +475,9 @@ class BaseDeepClusterer(
             whole-data steps (initial k-means or mixture, target
             distributions, cluster updates) weigh each row by it, and each
             training epoch (pretraining included) draws its rows with
-            replacement in proportion to it. The ``tol`` rule still counts
-            rows.
+            replacement in proportion to it. The ``tol`` rule, ``history_``'s
+            label counts and the empty-cluster warning weigh rows alike (a
+            cluster of zero-weight rows only counts as empty).
 
         Returns
         -------
@@ -562,7 +563,7 @@ class BaseDeepClusterer(
                 f"fit: training diverged. {DIVERGED_ADVICE}"
             )
         self.labels_ = self._map_batches(X, self._hard_assign, module).astype(np.int64)
-        self._warn_empty_clusters()
+        self._warn_empty_clusters(sample_weight)
         if hasattr(self, "cluster_centers_"):
             self.inertia_ = self._inertia(self._map_batches(X, self._embed, module), sample_weight)
         return self
@@ -668,9 +669,10 @@ class BaseDeepClusterer(
             return "Try fewer clusters or another random_state."
         return f"Try fewer clusters, another random_state or a smaller {self._clustering_weight_name}."
 
-    def _warn_empty_clusters(self):
-        counts = np.bincount(self.labels_, minlength=self.n_clusters)
-        empty = np.flatnonzero(counts == 0)
+    def _warn_empty_clusters(self, sample_weight=None):
+        """Warn of clusters that hold no training row (no row of positive weight)."""
+        mass = np.bincount(self.labels_, weights=sample_weight, minlength=self.n_clusters)
+        empty = np.flatnonzero(mass == 0)
         if empty.size:
             warn_at_caller(
                 f"{type(self).__name__}: {empty.size} of {self.n_clusters} clusters "

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.datasets import make_blobs
 from sklearn.mixture import GaussianMixture
 from sklearn.pipeline import make_pipeline
@@ -25,6 +26,7 @@ import skdeepcluster
 from conftest import CLUSTERERS, fast, fast_autoencoder
 from skdeepcluster._admm import cluster_means, gmm_m_step
 from skdeepcluster._core import training
+from skdeepcluster._core.data import DeviceData
 from skdeepcluster._core.gaussians import WeightedGaussianMixture
 from skdeepcluster._core.weights import check_sample_weight, training_weights, weighted_draws
 from skdeepcluster._idec import target_distribution
@@ -92,7 +94,11 @@ def test_integer_weights_fit_as_repeated_rows(cls, params, separated, repeated_r
         assert len(with_weights) == len(with_copies) > 0
         for mine, theirs in zip(with_weights, with_copies):
             for name in mine:
-                if name not in ("time", "samples_per_second", "delta_label"):
+                if name in ("time", "samples_per_second"):
+                    continue
+                if mine[name] is None:  # the first checkpoint's delta_label
+                    assert theirs[name] is None, name
+                else:  # delta_label and n_clusters_used too: rows count by weight
                     np.testing.assert_allclose(mine[name], theirs[name], rtol=1e-4, atol=1e-6, err_msg=name)
     # the same model, up to the clusters' order
     proba_weighted, proba_repeated = weighted.predict_proba(X), repeated.predict_proba(X)
@@ -358,3 +364,56 @@ def test_grid_search_passes_weights_to_every_fit(blobs):
         assert score == accuracy_scorer(direct, X[labelled], y_search[labelled])
     direct = _fit_quietly(clone(est).set_params(**search.best_params_), X, sample_weight=weights)
     np.testing.assert_array_equal(search.best_estimator_.labels_, direct.labels_)
+
+
+def test_label_counts_weigh_rows_as_copies():
+    labels, previous = torch.tensor([0, 1, 1, 2]), torch.tensor([0, 0, 1, 1])
+    weights = torch.tensor([1.0, 0.0, 3.0, 2.0])  # rows 1 and 3 changed: weight 2 of 6
+    assert training.label_change(labels, previous) == 0.5
+    assert training.label_change(labels, previous, weights) == pytest.approx(1 / 3)
+    assert training.label_change(labels, None, weights) is None
+    assert training.clusters_used(labels) == 3
+    assert training.clusters_used(labels, weights) == 3
+    assert training.clusters_used(labels, torch.tensor([1.0, 2.0, 0.0, 0.0])) == 2  # cluster 2 holds weight 0
+    torch.testing.assert_close(
+        training.cluster_weights(labels, 4, weights), torch.tensor([1.0, 3.0, 2.0, 0.0], dtype=torch.float64)
+    )
+    torch.testing.assert_close(training.cluster_weights(labels, 4), torch.tensor([1, 2, 1, 0]))
+
+
+@pytest.mark.parametrize("weighted, stops", [(True, True), (False, False)])
+def test_tol_weighs_the_changed_rows(weighted, stops):
+    """A change of half the rows that carries a third of the weight stops a
+    run at tol=0.4 when weighted, not when unweighted; the history and a
+    final checkpoint count the same way."""
+    X = torch.linspace(0, 1, 8).reshape(4, 2)
+    w = torch.nn.Parameter(torch.zeros(2))
+    weights = torch.tensor([1.0, 0.0, 3.0, 2.0]) if weighted else None
+    scripted = [torch.tensor([0, 0, 1, 1]), torch.tensor([0, 1, 1, 2])]
+
+    def checkpoint(step):  # the same rows move at every checkpoint
+        return scripted[step % 2]
+
+    result = training.train(
+        data=DeviceData(X.numpy(), "cpu"), batch_loss=lambda x, index: {"loss": (x @ w).pow(2).mean()},
+        optimizer=torch.optim.SGD([w], lr=0.1), n_epochs=3, batch_size=4, generator=torch.Generator().manual_seed(0),
+        sample_weight=weights, checkpoint=checkpoint, initial_labels=scripted[1], tol=0.4,
+    )
+    assert result.converged is stops and result.n_epochs == (1 if stops else 3)
+    assert result.history[0]["delta_label"] == (pytest.approx(1 / 3) if weighted else 0.5)
+    final = result.labels.clone()
+    final[0] = 3  # row 0: weight 1 of 6
+    result.record_final_checkpoint(final, tol=0.4)
+    assert result.history[-1]["delta_label"] == (pytest.approx(1 / 6) if weighted else 0.25)
+
+
+def test_a_cluster_of_zero_weight_rows_counts_as_empty():
+    """Repeated rows would leave it empty: the fit warns as it would there."""
+    est = skdeepcluster.IDEC(n_clusters=3)
+    est.labels_ = np.array([0, 0, 1, 2])
+    with pytest.warns(ConvergenceWarning, match=r"1 of 3 clusters are empty after fit \(clusters \[2\]\)"):
+        est._warn_empty_clusters(np.array([1.0, 1.0, 2.0, 0.0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        est._warn_empty_clusters(np.array([1.0, 1.0, 2.0, 0.5]))
+        est._warn_empty_clusters()

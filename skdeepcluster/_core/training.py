@@ -25,7 +25,8 @@ class TrainingResult:
         One entry per epoch: mean of every loss part, ``delta_label`` (the
         fraction of labels that changed at the last checkpoint of the epoch)
         and ``n_clusters_used`` (clusters owning at least one row there), when
-        checkpoints run; ``time`` (seconds) and ``samples_per_second``. A
+        checkpoints run; in a weighted run both weigh each row by its sample
+        weight, as the repeated rows would count; ``time`` (seconds) and ``samples_per_second``. A
         ``tol`` stop, or ``record_final_checkpoint``, overwrites the last
         entry's two with those of the checkpoint after the last epoch.
     n_epochs : int
@@ -36,14 +37,17 @@ class TrainingResult:
         True when the ``tol`` rule stopped the run.
     labels : tensor or None
         The labels of the last checkpoint (the initial labels before any).
+    label_weights : tensor or None
+        The run's sample weights (float64, CPU) that weigh its label counts.
     """
 
-    def __init__(self):
+    def __init__(self, label_weights=None):
         self.history = []
         self.n_epochs = 0
         self.n_steps = 0
         self.converged = False
         self.labels = None
+        self.label_weights = label_weights
 
     def record_final_checkpoint(self, labels, tol):
         """Account for a whole-data update made after the last epoch.
@@ -52,19 +56,38 @@ class TrainingResult:
         record, as a ``tol`` stop records the change its last epoch made, and
         ``converged`` becomes True when that change is below ``tol``.
         """
-        delta_label = _label_change(labels, self.labels)
+        delta_label = label_change(labels, self.labels, self.label_weights)
         if self.history and delta_label is not None:
-            self.history[-1].update(delta_label=delta_label, n_clusters_used=int(torch.unique(labels).numel()))
+            self.history[-1].update(delta_label=delta_label, n_clusters_used=clusters_used(labels, self.label_weights))
             self.converged = delta_label < tol
         self.labels = labels
 
 
-def _label_change(labels, previous_labels):
-    """Fraction of ``labels`` that differ from ``previous_labels`` (None if none)."""
+def label_change(labels, previous_labels, weights=None):
+    """Fraction of ``labels`` that differ from ``previous_labels`` (None if
+    none); with ``weights`` (a CPU tensor), their weighted fraction, so that
+    an integer weight counts as that many copies of the row."""
     if previous_labels is None:
         return None
-    # an integer count: exact, and on every backend (MPS has no float64)
-    return (labels != previous_labels).sum().item() / labels.numel()
+    changed = labels != previous_labels
+    if weights is None:
+        # an integer count: exact, and on every backend (MPS has no float64)
+        return changed.sum().item() / labels.numel()
+    weights = weights.double()
+    return (weights[changed.cpu()].sum() / weights.sum()).item()
+
+
+def cluster_weights(labels, n_clusters, weights=None):
+    """How many rows (int64), or how much of ``weights`` (a CPU tensor; then
+    float64), each of the ``n_clusters`` clusters holds, on the CPU."""
+    return torch.bincount(labels.cpu(), weights=None if weights is None else weights.double(), minlength=n_clusters)
+
+
+def clusters_used(labels, weights=None):
+    """Number of clusters holding a row (a row of positive weight, with ``weights``)."""
+    if weights is not None:
+        labels = labels[(weights > 0).to(labels.device)]
+    return int(torch.unique(labels).numel())
 
 
 DIVERGED_ADVICE = "Lower learning_rate, scale the input features (e.g. to [0, 1]) or check X for extreme values."
@@ -167,7 +190,8 @@ def train(
         Labels the first checkpoint is compared with.
     tol : float
         Stop when, at a checkpoint after the first, fewer than ``tol`` of the
-        labels changed since the previous checkpoint.
+        labels (of the total weight, with ``sample_weight``) changed since the
+        previous checkpoint.
     phase : str
         Name shown by the progress bar and in error messages.
     verbose : int
@@ -177,7 +201,7 @@ def train(
     -------
     TrainingResult
     """
-    result = TrainingResult()
+    result = TrainingResult(None if sample_weight is None else sample_weight.double())
     n_samples = len(data)
     bounds = batch_bounds(n_samples, batch_size)
     n_batches = len(bounds) - 1
@@ -195,8 +219,8 @@ def train(
         for b in range(n_batches):
             if checkpoint is not None and result.n_steps % interval == 0:
                 labels = checkpoint(result.n_steps)
-                n_clusters_used = int(torch.unique(labels).numel())
-                delta_label = _label_change(labels, result.labels)
+                n_clusters_used = clusters_used(labels, result.label_weights)
+                delta_label = label_change(labels, result.labels, result.label_weights)
                 result.labels = labels
                 if delta_label is not None and result.n_steps > 0 and delta_label < tol:
                     result.converged = True
