@@ -191,13 +191,16 @@ class ADMMCluster(BaseDeepClusterer):
         centre.
     n_iter_ : int
         Network epochs run, each followed by an ADMM update.
+    n_steps_ : int
+        Mini-batch updates of the network run.
     converged_ : bool
         Whether fewer than ``tol`` of the labels changed at the last ADMM
         update, the one after the last epoch included.
     history_ : list of dict
-        Per iteration: ``loss``, ``reconstruction`` and ``constraint``
-        (``||y - f(x) + u||^2`` per sample) over the epoch's batches,
-        ``delta_label``, ``n_clusters_used``, ``time``. Record ``e``'s
+        Per iteration: ``epoch``, ``loss``, ``reconstruction`` and
+        ``constraint`` (``||y - f(x) + u||^2`` per sample) over the epoch's
+        batches, ``delta_label``, ``n_clusters_used``, ``time``,
+        ``samples_per_second``. Record ``e``'s
         ``delta_label`` is the change made by the update before epoch ``e``,
         except the last record's: that is the change made by the last
         update, which replaces the one before (as a ``tol`` stop's does).

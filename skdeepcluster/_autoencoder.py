@@ -42,6 +42,7 @@ PRETRAINING_REVISION = 3
 
 
 def _network(n_features, config):
+    # float32 whatever torch's default dtype: the data are stored in float32
     return MLPAutoEncoder(
         n_features,
         config["hidden_dims"],
@@ -50,7 +51,7 @@ def _network(n_features, config):
         output_activation=config["output_activation"],
         batch_norm=config["batch_norm"],
         weight_init=config["weight_init"],
-    )
+    ).float()
 
 
 def make_optimizer(name, parameters, learning_rate, momentum):
@@ -144,7 +145,7 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         noise of a denoising autoencoder). ``0`` trains a plain autoencoder.
     loss : {"mse", "bce"}, default="mse"
         Reconstruction error per element; ``"bce"`` needs inputs in [0, 1]
-        and is best with ``output_activation="sigmoid"``.
+        and ``output_activation="sigmoid"``.
     activation : {"relu", "elu", "sigmoid", "tanh"}, default="relu"
     output_activation : {None, "sigmoid", "relu", "elu", "tanh"}, default=None
     batch_norm : bool, default=False
@@ -185,7 +186,7 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         The trained network (``module_.encoder``, ``module_.decoder``).
     device_ : torch.device
     history_ : list of dict
-        Per epoch: ``loss``, ``time``, ``samples_per_second``.
+        Per epoch: ``epoch``, ``loss``, ``time``, ``samples_per_second``.
     n_iter_ : int
         Epochs run.
     from_cache_ : bool
@@ -381,6 +382,14 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
             raise ValueError(
                 "batch_norm=True needs batch_size >= 2 (batch statistics of one row are undefined); "
                 f"got {self.batch_size}."
+            )
+        if self.loss == "bce" and self.output_activation != "sigmoid":
+            # the cross-entropy clamps reconstructions to [eps, 1 - eps]:
+            # any other output trains without gradient where it leaves them
+            raise ValueError(
+                "loss='bce' needs output_activation='sigmoid', whose outputs lie in (0, 1); got "
+                f"output_activation={self.output_activation!r}, whose outputs outside [0, 1] would get no "
+                "gradient. Set output_activation='sigmoid', or use loss='mse'."
             )
         X = self._validate_X(X, reset=True)
         weights = training_weights(check_sample_weight(sample_weight, X.shape[0]))

@@ -366,13 +366,15 @@ class DAMIC(BaseDeepClusterer):
         is that this stays ``n_clusters``.
     n_iter_ : int
         Joint-training epochs run.
+    n_steps_ : int
+        Mini-batch updates of the joint training run.
     converged_ : bool
         Whether ``tol`` stopped the joint training.
     history_ : list of dict
-        Per joint-training epoch: ``loss`` (eq. 3 per sample),
+        Per joint-training epoch: ``epoch``, ``loss`` (eq. 3 per sample),
         ``reconstruction`` (the posterior-weighted d), ``delta_label``,
         ``n_clusters_used`` (autoencoders owning points at the start of the
-        epoch), ``time``.
+        epoch), ``time``, ``samples_per_second``.
     init_history_ : dict of list
         Per-epoch records of the initialisation phases: ``"gate"`` and
         ``"experts"``.

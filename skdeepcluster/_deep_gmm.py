@@ -154,12 +154,16 @@ class DeepGMM(BaseDeepClusterer):
         centre.
     n_iter_ : int
         Epochs of joint training run.
+    n_steps_ : int
+        Mini-batch updates run.
     converged_ : bool
+        Whether the ``tol`` rule stopped training (rather than
+        ``max_epochs``).
     history_ : list of dict
-        Per epoch: ``loss``, ``log_likelihood`` (mean per sample),
-        ``separation`` (``S(mu)``), ``reconstruction`` (when
+        Per epoch: ``epoch``, ``loss``, ``log_likelihood`` (mean per
+        sample), ``separation`` (``S(mu)``), ``reconstruction`` (when
         ``reconstruction_weight > 0``), ``delta_label``,
-        ``n_clusters_used``, ``time``.
+        ``n_clusters_used``, ``time``, ``samples_per_second``.
     autoencoder_ : AutoEncoder or None
     module_ : torch.nn.Module
     device_ : torch.device

@@ -132,9 +132,15 @@ class DeepKMeans(BaseDeepClusterer):
         ``predict_proba``).
     n_iter_ : int
         Clustering epochs run.
+    n_steps_ : int
+        Mini-batch updates run.
+    converged_ : bool
+        Whether the ``tol`` rule stopped training (rather than
+        ``max_epochs``).
     history_ : list of dict
-        Per epoch: ``loss``, ``reconstruction``, ``kmeans``, ``alpha``,
-        ``delta_label``, ``n_clusters_used``, ``time``.
+        Per epoch: ``epoch``, ``loss``, ``reconstruction``, ``kmeans``,
+        ``alpha``, ``delta_label``, ``n_clusters_used``, ``time``,
+        ``samples_per_second``.
     autoencoder_ : AutoEncoder or None
         The pretrained autoencoder the network started from.
     module_ : torch.nn.Module
@@ -276,7 +282,7 @@ class DeepKMeans(BaseDeepClusterer):
     def _init_clusters(self, Z, data, seed):
         if self.autoencoder_ is None:  # DKM^a: no pretraining
             generator = torch.Generator().manual_seed(seed)
-            init = torch.rand(self.n_clusters, Z.shape[1], generator=generator) * 2 - 1
+            init = torch.rand(self.n_clusters, Z.shape[1], generator=generator, dtype=torch.float32) * 2 - 1
             centers = init.to(Z.device)
             labels = squared_distances(Z, centers).argmin(dim=1)
         else:
@@ -317,7 +323,7 @@ class DeepKMeans(BaseDeepClusterer):
         weights = soft_kmeans_weights(distances, self._fit_state["alpha"])
         kmeans = (weights * distances).sum(dim=1).mean()
         loss = reconstruction + self.clustering_weight * kmeans
-        alpha = torch.tensor(self._fit_state["alpha"])
+        alpha = torch.tensor(self._fit_state["alpha"], dtype=torch.float32)
         return {"loss": loss, "reconstruction": reconstruction, "kmeans": kmeans, "alpha": alpha}
 
     def _finish_fit(self):

@@ -161,7 +161,7 @@ class IDEC(BaseDeepClusterer):
         with the k-means labels. Updates happen every
         ``update_interval`` mini-batches, so there can be several per epoch.
     history_ : list of dict
-        Per epoch: mean ``loss``, ``reconstruction`` (``L_r``) and
+        Per epoch: ``epoch``, mean ``loss``, ``reconstruction`` (``L_r``) and
         ``clustering`` (``L_c``) over its mini-batches, ``delta_label`` and
         ``n_clusters_used`` at its last update of ``P``, ``time``,
         ``samples_per_second``.
@@ -411,7 +411,7 @@ class DEC(IDEC):
         Fraction of labels changed at each update of ``P`` (of the total
         ``sample_weight`` in a weighted fit).
     history_ : list of dict
-        Per epoch: ``loss`` (equal to ``clustering``), ``clustering``,
+        Per epoch: ``epoch``, ``loss`` (equal to ``clustering``), ``clustering``,
         ``delta_label``, ``n_clusters_used``, ``time``,
         ``samples_per_second``.
     autoencoder_ : AutoEncoder or None

@@ -30,8 +30,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._core.data import DeviceData
 from ._core.device import (
     PRECISIONS,
-    autocast_disabled,
     check_precision_supported,
+    fit_torch_modes,
     float64_device,
     forward_in_precision,
     resolve_device,
@@ -151,12 +151,14 @@ class TorchEstimatorMixin:
 
         A refit with other settings (ADMMCluster's ``clustering``, say) must
         not keep attributes that only the earlier model had, and a failed fit
-        must not leave an estimator that looks fitted. The fit runs with the
-        user's autocast, if any, turned off (``precision`` sets it).
+        must not leave an estimator that looks fitted. The fit trains
+        whatever the caller's torch modes: under ``torch.no_grad()`` or
+        ``torch.inference_mode()`` too, and with the caller's autocast, if
+        any, turned off (``precision`` sets it).
         """
         self._forget_fit()
         try:
-            with autocast_disabled():
+            with fit_torch_modes():
                 yield
         except BaseException:
             self._forget_fit()
@@ -513,7 +515,8 @@ class BaseDeepClusterer(
         self.autoencoder_ = autoencoder
         with seeded(seed):
             module = self._build_module(n_features, autoencoder, seed)
-        self.module_ = module.to(self.device_)
+        # float32 whatever torch's default dtype: the data are stored in float32
+        self.module_ = module.to(self.device_, torch.float32)
 
         data = DeviceData(X, self.device_)
         self._fit_state = {
@@ -522,8 +525,10 @@ class BaseDeepClusterer(
             "weights": None if weights is None else torch.as_tensor(weights, dtype=torch.float32, device=self.device_),
         }
         try:
-            with seeded(seed):
-                initial_labels = self._init_clusters(self._pretrained_embedding(data), data, seed)
+            # no seeded() here: the start draws from seed-made generators only,
+            # and a seeded block would hold the global generator's lock through
+            # DAMIC's whole gate and expert pretraining
+            initial_labels = self._init_clusters(self._pretrained_embedding(data), data, seed)
             optimizer = self._make_optimizer(self.module_.parameters())
             self.module_.train()
             result = train(
@@ -607,7 +612,7 @@ class BaseDeepClusterer(
                 "or not) or a FrozenEstimator of a fitted one; got "
                 f"{type(given).__name__}."
             )
-        self._warn_if_shape_ignored(given)
+        self._warn_if_recipe_ignored(given)
         if hasattr(given, "module_"):
             if given.n_features_in_ != X.shape[1]:
                 raise ValueError(
@@ -626,10 +631,10 @@ class BaseDeepClusterer(
             autoencoder.set_params(memory=self.memory)
         return self._fit_autoencoder(autoencoder, X, sample_weight)
 
-    def _warn_if_shape_ignored(self, given):
-        """``hidden_dims`` and ``embedding_dim`` shape only the default
-        autoencoder; warn when they were set to another shape than the given
-        autoencoder's, which is the one used."""
+    def _warn_if_recipe_ignored(self, given):
+        """``hidden_dims``, ``embedding_dim`` and ``pretrain_epochs`` shape
+        only the default autoencoder; warn when they were set to other values
+        than the given autoencoder's, whose are the ones used."""
 
         defaults = inspect.signature(type(self).__init__).parameters
         theirs = given.get_params()
@@ -638,10 +643,12 @@ class BaseDeepClusterer(
             for name in ("hidden_dims", "embedding_dim")
             if layer_sizes(getattr(self, name)) not in (layer_sizes(defaults[name].default), layer_sizes(theirs[name]))
         ]
+        if self.pretrain_epochs not in (defaults["pretrain_epochs"].default, theirs["max_epochs"]):
+            ignored.append(f"pretrain_epochs={self.pretrain_epochs!r} (the autoencoder's max_epochs: {theirs['max_epochs']!r})")
         if ignored:
             warn_at_caller(
                 f"{type(self).__name__}: {' and '.join(ignored)} ignored: a given autoencoder "
-                "keeps its own shape. Set it on the AutoEncoder, or leave these at their defaults.",
+                "keeps its own shape and training. Set them on the AutoEncoder, or leave these at their defaults.",
                 UserWarning,
             )
 

@@ -4,7 +4,9 @@
 that uses these settings on that device instead (the default is "cpu").
 """
 
+import inspect
 import os
+import re
 
 import numpy as np
 import pytest
@@ -67,6 +69,17 @@ def fast(cls, **overrides):
 
 
 CLUSTERERS = skdeepcluster.CLUSTERERS
+
+
+def undocumented_attributes(estimator):
+    """Public fitted attributes of ``estimator`` that its class docstring's
+    Attributes section does not list."""
+    doc = inspect.getdoc(type(estimator))
+    section = doc.split("Attributes\n----------\n", 1)[1]
+    section = re.split(r"\n[A-Z][^\n]*\n-{3,}\n", section)[0]  # up to the next section
+    documented = set(re.findall(r"^(\w+) :", section, flags=re.M))
+    fitted = {name for name in vars(estimator) if name.endswith("_") and not name.startswith("_")}
+    return sorted(fitted - documented)
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 #: bfloat16 training needs a CPU or a CUDA device with bfloat16 in hardware.

@@ -1,5 +1,7 @@
 """ADMMCluster: the closed-form ADMM updates against their definitions, and the estimator."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +12,7 @@ from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import GaussianMixture
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from conftest import fast
+from conftest import fast, undocumented_attributes
 from skdeepcluster import ADMMCluster
 from skdeepcluster._admm import (
     cluster_means,
@@ -288,3 +290,10 @@ def test_predictions_follow_the_fitted_model_not_a_later_clustering(blobs, fitte
     est.set_params(clustering=set_to)
     np.testing.assert_array_equal(est.predict_proba(X), proba)
     np.testing.assert_array_equal(est.predict(X), est.labels_)
+
+
+def test_gmm_attributes_are_documented(blobs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = fast(ADMMCluster, n_clusters=3, clustering="gmm", max_epochs=2).fit(blobs[0])
+    assert not undocumented_attributes(est)

@@ -8,7 +8,7 @@ from sklearn.metrics import adjusted_rand_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 
-from conftest import Untouchable, fast_autoencoder, needs_bfloat16
+from conftest import Untouchable, fast_autoencoder, needs_bfloat16, undocumented_attributes
 import skdeepcluster._autoencoder as autoencoder_module
 from skdeepcluster._core.autoencoder import reconstruction_loss
 from skdeepcluster import AutoEncoder
@@ -153,7 +153,15 @@ def test_a_failed_refit_leaves_the_autoencoder_unfitted(blobs):
 
 def test_bce_needs_unit_interval(blobs):
     with pytest.raises(ValueError, match=r"loss='bce' needs every feature in \[0, 1\]"):
-        fast_autoencoder(loss="bce").fit(blobs[0])
+        fast_autoencoder(loss="bce", output_activation="sigmoid").fit(blobs[0])
+
+
+@pytest.mark.parametrize("output_activation", [None, "relu", "tanh"])
+def test_bce_needs_sigmoid_outputs(output_activation):
+    """The clamped cross-entropy gives no gradient to outputs outside [0, 1]."""
+    X = np.random.RandomState(0).rand(40, 5)
+    with pytest.raises(ValueError, match=r"loss='bce' needs output_activation='sigmoid'.*got output_activation="):
+        fast_autoencoder(loss="bce", output_activation=output_activation).fit(X)
 
 
 def test_batch_norm_with_a_trailing_one_row_batch():
@@ -284,6 +292,30 @@ def test_fit_inside_a_users_autocast_learns_as_outside(blobs, precision):
     assert [r["loss"] for r in inside.history_] == expected
 
 
+@pytest.mark.parametrize("mode", [torch.no_grad, torch.inference_mode], ids=["no_grad", "inference_mode"])
+def test_fit_inside_a_users_no_grad_learns_as_outside(blobs, mode):
+    X = blobs[0]
+    expected = fast_autoencoder().fit(X)
+    with mode():
+        inside = fast_autoencoder().fit(X)
+    assert [r["loss"] for r in inside.history_] == [r["loss"] for r in expected.history_]
+    np.testing.assert_array_equal(inside.transform(X), expected.transform(X))
+
+
+def test_trains_in_float32_under_a_float64_default_dtype(blobs):
+    X = blobs[0]
+    expected = fast_autoencoder().fit(X)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        ae = fast_autoencoder().fit(X)
+    finally:
+        torch.set_default_dtype(previous)
+    assert {p.dtype for p in ae.module_.parameters()} == {torch.float32}
+    # the initial weights are drawn in float64 there, so only close
+    np.testing.assert_allclose(ae.history_[-1]["loss"], expected.history_[-1]["loss"], rtol=0.2)
+
+
 @needs_bfloat16
 def test_precision_is_part_of_the_cache_key(blobs, tmp_path):
     X = blobs[0]
@@ -299,3 +331,10 @@ def test_fit_refuses_bfloat16_where_it_is_not_supported(blobs, device, monkeypat
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
     with pytest.raises(ValueError, match="precision='bfloat16'.*Use precision='float32'"):
         fast_autoencoder(precision="bfloat16").fit(blobs[0])
+
+
+def test_fitted_attributes_are_documented(blobs):
+    ae = fast_autoencoder(max_epochs=1).fit(blobs[0])
+    assert not undocumented_attributes(ae)
+    # as its docstring lists them: no label counts in a run without labels
+    assert set(ae.history_[0]) == {"epoch", "loss", "time", "samples_per_second"}

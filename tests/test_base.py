@@ -31,6 +31,9 @@ from conftest import fast, fast_autoencoder
 def test_resolve_device():
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_device(torch.device("cpu")) == torch.device("cpu")
+    # torch's own spellings of the CPU with an index, which it ignores
+    for cpu in ("cpu:0", " CPU:0 ", torch.device("cpu", 0), torch.device("cpu:1")):
+        assert resolve_device(cpu) == torch.device("cpu")
     expected = "cuda" if torch.cuda.is_available() else None
     if expected is None:
         assert resolve_device("auto").type == "cpu"
@@ -40,7 +43,7 @@ def test_resolve_device():
         assert resolve_device("auto").type == "cuda"
         with pytest.raises(ValueError, match="CUDA device"):
             resolve_device(f"cuda:{torch.cuda.device_count()}")
-    for bad in ("gpu", "cuda:x", None, 0):
+    for bad in ("gpu", "cuda:x", "cpu:x", "cpu:", None, 0):
         with pytest.raises(ValueError, match="device must be"):
             resolve_device(bad)
 
@@ -180,6 +183,26 @@ def test_seeded_restores_the_global_generator():
     with seeded(0):
         assert torch.equal(torch.rand(3), inside)
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_fits_in_threads_keep_their_seeds():
+    """Threads share torch's global generator, which seeded() reseeds and
+    restores around a network's construction: without a lock, another
+    thread's seeding lands in the middle and the same seed builds other weights."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    X = np.random.RandomState(0).rand(30, 20)
+
+    def weights(seed):
+        ae = AutoEncoder(hidden_dims=(256, 256), embedding_dim=3, max_epochs=0, device="cpu", random_state=seed)
+        return ae.fit(X).transform(X)
+
+    expected = {seed: weights(seed) for seed in range(4)}
+    seeds = [seed % 4 for seed in range(48)]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(weights, seeds))
+    differing = [seed for seed, result in zip(seeds, results) if not np.array_equal(result, expected[seed])]
+    assert not differing
 
 
 @pytest.mark.parametrize(

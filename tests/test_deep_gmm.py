@@ -157,7 +157,8 @@ def test_reconstruction_weight_trains_the_decoder_only_when_positive(blobs):
                               optimizer="adam", learning_rate=0.01, device="cpu", random_state=0).fit(X)
     before = [p.detach().clone() for p in autoencoder.module_.decoder.parameters()]
     for weight, changes in ((0.0, False), (1.0, True)):
-        est = fast(DeepGMM, n_clusters=3, autoencoder=autoencoder, reconstruction_weight=weight, device="cpu")
+        est = fast(DeepGMM, n_clusters=3, autoencoder=autoencoder, reconstruction_weight=weight, device="cpu",
+                   pretrain_epochs=5)
         est.fit(X)
         after = [p.detach().cpu() for p in est.module_.decoder.parameters()]
         assert any(not torch.equal(b, a) for b, a in zip(before, after)) is changes

@@ -13,7 +13,7 @@ from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 
-from conftest import CLUSTERERS, CUDA, Untouchable, fast, fast_autoencoder, needs_bfloat16
+from conftest import CLUSTERERS, CUDA, Untouchable, fast, fast_autoencoder, needs_bfloat16, undocumented_attributes
 
 pytestmark = pytest.mark.parametrize("cls", CLUSTERERS, ids=lambda c: c.__name__)
 
@@ -65,6 +65,23 @@ def test_learns_separated_blobs(cls, blobs):
     X, y = blobs
     est = fast(cls, n_clusters=3).fit(MinMaxScaler().fit_transform(X))
     assert adjusted_rand_score(y, est.labels_) > 0.9
+
+
+def test_learns_under_a_float64_default_dtype(cls, blobs):
+    """Some users set torch's default dtype to float64; the networks stay
+    float32, as the data are stored, and every step runs."""
+    from sklearn.metrics import adjusted_rand_score
+
+    X, y = blobs
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        est = fast(cls, n_clusters=3).fit(MinMaxScaler().fit_transform(X))
+        proba = est.predict_proba(MinMaxScaler().fit_transform(X))
+    finally:
+        torch.set_default_dtype(previous)
+    assert {p.dtype for p in est.module_.parameters()} == {torch.float32}
+    assert adjusted_rand_score(y, est.labels_) > 0.9 and np.isfinite(proba).all()
 
 
 # -- precision ------------------------------------------------------------------
@@ -136,6 +153,17 @@ def test_fit_inside_a_users_autocast_learns_as_outside(cls, blobs, precision):
     np.testing.assert_array_equal(inside.labels_, expected.labels_)
 
 
+@pytest.mark.parametrize("mode", [torch.no_grad, torch.inference_mode], ids=["no_grad", "inference_mode"])
+def test_fit_inside_a_users_no_grad_learns_as_outside(cls, blobs, mode):
+    X = MinMaxScaler().fit_transform(blobs[0])
+    expected = fast(cls, n_clusters=3).fit(X)
+    with mode():
+        inside = fast(cls, n_clusters=3).fit(X)
+    assert [r["loss"] for r in inside.history_] == [r["loss"] for r in expected.history_]
+    np.testing.assert_array_equal(inside.labels_, expected.labels_)
+    np.testing.assert_array_equal(inside.predict_proba(X), expected.predict_proba(X))
+
+
 @pytest.mark.parametrize("device", ["mps", "cuda"])
 def test_bfloat16_is_refused_where_it_is_not_supported(cls, blobs, device, monkeypatch):
     # as fit resolves the device, without the hardware: an MPS device, or a
@@ -147,6 +175,10 @@ def test_bfloat16_is_refused_where_it_is_not_supported(cls, blobs, device, monke
         fast(cls, n_clusters=3, autoencoder=fitted_autoencoder, precision="bfloat16").fit(blobs[0])
 
 
+def test_fitted_attributes_are_documented(cls, fitted):
+    assert not undocumented_attributes(fitted[0])
+
+
 def test_pickle_round_trip(cls, fitted):
     est, X = fitted
     restored = pickle.loads(pickle.dumps(est))
@@ -156,7 +188,9 @@ def test_pickle_round_trip(cls, fitted):
 
 def test_same_random_state_same_labels(cls, blobs):
     X, _ = blobs
+    torch.manual_seed(1)  # the global generator's state must not matter
     first = fast(cls, n_clusters=3, random_state=7).fit(X)
+    torch.manual_seed(2)
     second = fast(cls, n_clusters=3, random_state=7).fit(X)
     np.testing.assert_array_equal(first.labels_, second.labels_)
     np.testing.assert_allclose(first.transform(X), second.transform(X))
@@ -267,7 +301,7 @@ def test_a_frozen_fitted_autoencoder_survives_clone_and_search(cls, blobs):
     assert clone(fast(cls, n_clusters=3, autoencoder=ae)).fit(X).autoencoder_ is not ae
 
 
-def test_a_shape_the_given_autoencoder_overrides_warns(cls, blobs, recwarn):
+def test_a_recipe_the_given_autoencoder_overrides_warns(cls, blobs, recwarn):
     X, _ = blobs
     fast(cls, n_clusters=3, max_epochs=1).fit(X)  # the same shape as the given one
     fast(cls, n_clusters=3, max_epochs=1, hidden_dims=[32]).fit(X)  # a list of the same widths
@@ -277,6 +311,9 @@ def test_a_shape_the_given_autoencoder_overrides_warns(cls, blobs, recwarn):
         fast(cls, n_clusters=3, max_epochs=1, embedding_dim=5).fit(X)
     (warning,) = [w for w in record if "ignored" in str(w.message)]
     assert warning.filename == __file__ and "hidden_dims" not in str(warning.message)
+    # the number of pretraining epochs is the given autoencoder's too
+    with pytest.warns(UserWarning, match=r"pretrain_epochs=2 \(the autoencoder's max_epochs: 15\) ignored"):
+        fast(cls, n_clusters=3, max_epochs=1, pretrain_epochs=2).fit(X)
 
 
 def test_a_frozen_unfitted_autoencoder_is_refused(cls, blobs):

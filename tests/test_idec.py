@@ -223,6 +223,7 @@ def test_bfloat16_keeps_the_autoencoders_cross_entropy_finite():
     1 - 1e-7 would round to 1 and its log to -inf; the loss runs in float32."""
     X = (np.random.RandomState(0).rand(300, 30) > 0.5).astype(np.float32)
     autoencoder = fast_autoencoder(loss="bce", output_activation="sigmoid", max_epochs=40).fit(X)
-    est = fast(IDEC, n_clusters=3, autoencoder=autoencoder, max_epochs=20, tol=0.0, precision="bfloat16").fit(X)
+    est = fast(IDEC, n_clusters=3, autoencoder=autoencoder, max_epochs=20, tol=0.0, precision="bfloat16",
+               pretrain_epochs=40).fit(X)
     reconstruction = [record["reconstruction"] for record in est.history_]
     assert np.isfinite(reconstruction).all()

@@ -4,6 +4,7 @@ what a device allows (float64, bfloat16 training)."""
 import contextlib
 import functools
 import re
+import threading
 
 import torch
 
@@ -47,7 +48,7 @@ def resolve_device(device):
 
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cpu":
+    if re.fullmatch(r"cpu(?::\d+)?", name):  # torch ignores a CPU index
         return torch.device("cpu")
     if name == "mps":
         if not _mps_available():
@@ -151,7 +152,7 @@ def training_precision(precision, device):
     (linear, batched matrix products) in bfloat16 while the weights, their
     gradients and the optimizer stay float32; float64 tensors are left
     alone. ``"float32"``: no context (a fit runs in
-    :func:`autocast_disabled`).
+    :func:`fit_torch_modes`).
     """
     if precision == "bfloat16":
         # no weight cache: the casts of one step's weights must not outlive
@@ -177,37 +178,59 @@ def forward_in_precision(network, x, precision, device):
 
 
 @contextlib.contextmanager
-def autocast_disabled():
-    """Context in which the CPU's and CUDA's autocast are off: a fit runs
-    in its own ``precision`` whatever autocast the user has around it.
+def fit_torch_modes():
+    """Context in which a fit trains whatever torch modes its caller set:
+    gradients on, inference mode off, and the CPU's and CUDA's autocast off
+    (a fit runs in its own ``precision``).
 
-    Under a user's autocast the whole-data passes would run in lower
-    precision, and its weight cache, cleared only when the outermost
-    autocast exits, would keep the first training step's weights in every
-    later forward pass. (MPS is left alone: older torch refuses an autocast
-    context for it even when disabled.)
+    Under a caller's ``torch.no_grad()`` or ``torch.inference_mode()`` no
+    loss would have a gradient. Under a caller's autocast the whole-data
+    passes would run in lower precision, and its weight cache, cleared only
+    when the outermost autocast exits, would keep the first training step's
+    weights in every later forward pass. (MPS is left alone: older torch
+    refuses an autocast context for it even when disabled.)
     """
     with contextlib.ExitStack() as stack:
+        stack.enter_context(torch.inference_mode(False))
+        stack.enter_context(torch.enable_grad())
         stack.enter_context(torch.autocast("cpu", enabled=False))
         if torch.cuda.is_available():
             stack.enter_context(torch.autocast("cuda", enabled=False))
         yield
 
 
+#: Held while a ``seeded`` block owns torch's global generator: fits running
+#: in threads (joblib's threading backend, dask) share that generator.
+_GLOBAL_GENERATOR_LOCK = threading.RLock()
+
+
 class seeded:
     """Context in which torch's global CPU generator is seeded with ``seed``
     and restored afterwards, so that building a network never changes the
-    caller's random stream."""
+    caller's random stream.
+
+    One thread at a time runs such a block: otherwise a fit in another
+    thread could reseed or restore the generator halfway through this
+    one's initialisation, and the same ``seed`` would give other weights.
+    """
 
     def __init__(self, seed):
         self.seed = seed
         self._fork = None
 
     def __enter__(self):
-        self._fork = torch.random.fork_rng(devices=[])
-        self._fork.__enter__()
-        torch.manual_seed(self.seed)
+        _GLOBAL_GENERATOR_LOCK.acquire()
+        try:
+            self._fork = torch.random.fork_rng(devices=[])
+            self._fork.__enter__()
+            torch.manual_seed(self.seed)
+        except BaseException:
+            _GLOBAL_GENERATOR_LOCK.release()
+            raise
         return self
 
     def __exit__(self, *exc):
-        return self._fork.__exit__(*exc)
+        try:
+            return self._fork.__exit__(*exc)
+        finally:
+            _GLOBAL_GENERATOR_LOCK.release()

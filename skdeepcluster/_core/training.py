@@ -22,7 +22,7 @@ class TrainingResult:
     Attributes
     ----------
     history : list of dict
-        One entry per epoch: mean of every loss part, ``delta_label`` (the
+        One entry per epoch: ``epoch`` (from 0), mean of every loss part, ``delta_label`` (the
         fraction of labels that changed at the last checkpoint of the epoch)
         and ``n_clusters_used`` (clusters owning at least one row there), when
         checkpoints run; in a weighted run both weigh each row by its sample
@@ -246,9 +246,9 @@ def train(
         means = _weighted_means(batch_values, batch_sizes)
         elapsed = time.perf_counter() - start
         _check_finite(means, phase, epoch, n_epochs)
-        record = {"epoch": epoch, **means, "delta_label": delta_label}
-        if checkpoint is not None:
-            record["n_clusters_used"] = n_clusters_used
+        record = {"epoch": epoch, **means}
+        if checkpoint is not None:  # a run without labels (pretraining) has no label counts
+            record.update(delta_label=delta_label, n_clusters_used=n_clusters_used)
         record["time"] = elapsed
         record["samples_per_second"] = seen / elapsed if elapsed > 0 else float("nan")
         result.history.append(record)
