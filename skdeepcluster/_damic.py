@@ -85,10 +85,11 @@ class StackedBatchNorm(nn.Module):
     def __init__(self, n_models, width, eps=1e-5, momentum=0.1):
         super().__init__()
         self.eps, self.momentum = eps, momentum
-        self.weight = nn.Parameter(torch.ones(n_models, 1, width))
-        self.bias = nn.Parameter(torch.zeros(n_models, 1, width))
-        self.register_buffer("running_mean", torch.zeros(n_models, 1, width))
-        self.register_buffer("running_var", torch.ones(n_models, 1, width))
+        shape, float32 = (n_models, 1, width), torch.float32  # whatever torch's default dtype
+        self.weight = nn.Parameter(torch.ones(shape, dtype=float32))
+        self.bias = nn.Parameter(torch.zeros(shape, dtype=float32))
+        self.register_buffer("running_mean", torch.zeros(shape, dtype=float32))
+        self.register_buffer("running_var", torch.ones(shape, dtype=float32))
 
     def forward(self, h):
         n_models, n, width = h.shape
@@ -130,13 +131,13 @@ class StackedMLP(nn.Module):
         self.biases = nn.ParameterList()
         self.norms = nn.ModuleList()
         for i in range(n_layers):
-            weight = torch.empty(n_models, sizes[i], sizes[i + 1])
+            weight = torch.empty(n_models, sizes[i], sizes[i + 1], dtype=torch.float32)
             for k in range(n_models):
                 # Glorot-uniform per model, as glorot_init_ does for nn.Linear
                 # (whose weight is the transpose of ours).
                 nn.init.xavier_uniform_(weight[k].T)
             self.weights.append(nn.Parameter(weight))
-            self.biases.append(nn.Parameter(torch.zeros(n_models, 1, sizes[i + 1])))
+            self.biases.append(nn.Parameter(torch.zeros(n_models, 1, sizes[i + 1], dtype=torch.float32)))
             if i < n_layers - 1:
                 self.norms.append(StackedBatchNorm(n_models, sizes[i + 1]) if batch_norm else nn.Identity())
         self.activation = ACTIVATIONS[activation]()

@@ -495,7 +495,12 @@ class BaseDeepClusterer(
         X = self._validate_X(X, reset=True)
         n_samples, n_features = X.shape
         sample_weight = check_sample_weight(sample_weight, n_samples)
-        n_weighted = n_samples if sample_weight is None else int(np.count_nonzero(sample_weight))
+        weights = training_weights(sample_weight)
+        if weights is not None:
+            # as training holds them: a weight below float32's range beside
+            # the others is 0 there, and counts as 0 everywhere
+            weights = weights.astype(np.float32)
+        n_weighted = n_samples if weights is None else int(np.count_nonzero(weights))
         if self.n_clusters > n_weighted:
             rows = f"n_samples={n_weighted}" if sample_weight is None else (
                 f"the number of rows with a positive sample_weight ({n_weighted})"
@@ -509,7 +514,6 @@ class BaseDeepClusterer(
         check_precision_supported(self.precision, self.device_)
         seed = seed_from(self.random_state)
         ae_state = self.random_state if isinstance(self.random_state, (int, np.integer)) else seed
-        weights = training_weights(sample_weight)
 
         autoencoder = self._pretrained_autoencoder(X, ae_state, sample_weight)
         self.autoencoder_ = autoencoder
@@ -568,7 +572,7 @@ class BaseDeepClusterer(
                 f"fit: training diverged. {DIVERGED_ADVICE}"
             )
         self.labels_ = self._map_batches(X, self._hard_assign, module).astype(np.int64)
-        self._warn_empty_clusters(sample_weight)
+        self._warn_empty_clusters(weights)
         if hasattr(self, "cluster_centers_"):
             self.inertia_ = self._inertia(self._map_batches(X, self._embed, module), sample_weight)
         return self

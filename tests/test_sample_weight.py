@@ -190,10 +190,15 @@ def test_weights_reach_the_fit(cls, separated):
             ValueError,
             r"n_clusters=3 must be <= the number of rows with a positive sample_weight \(2\)",
         ),
+        (  # weights that training's float32 holds as 0 beside the others count as 0
+            lambda n: np.r_[np.ones(2), np.full(n - 2, 1e-50)],
+            ValueError,
+            r"n_clusters=3 must be <= the number of rows with a positive sample_weight \(2\)",
+        ),
     ],
     ids=[
         "negative", "nan", "inf", "all-zero", "too-long", "2-d", "strings", "bools", "bool-scalar",
-        "negative-scalar", "zero-scalar", "too-few-positive",
+        "negative-scalar", "zero-scalar", "too-few-positive", "too-few-positive-in-float32",
     ],
 )
 @pytest.mark.parametrize("cls", CLUSTERERS, ids=lambda c: c.__name__)

@@ -48,11 +48,13 @@ def mlp(sizes, activation="relu", last_activation=None, batch_norm=False):
     layers = []
     n_layers = len(sizes) - 1
     for i in range(n_layers):
-        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        # float32 whatever torch's default dtype (the data are stored in
+        # float32), drawn as in float32 so that a seed gives the same weights
+        layers.append(nn.Linear(sizes[i], sizes[i + 1], dtype=torch.float32))
         is_last = i == n_layers - 1
         if not is_last:
             if batch_norm:
-                layers.append(nn.BatchNorm1d(sizes[i + 1]))
+                layers.append(nn.BatchNorm1d(sizes[i + 1], dtype=torch.float32))
             layers.append(ACTIVATIONS[activation]())
         elif last_activation is not None:
             layers.append(FullPrecisionActivation(last_activation))
@@ -144,5 +146,5 @@ def masking_noise(x, fraction, generator):
     """Zero a random ``fraction`` of the entries of ``x`` (denoising input)."""
     if fraction <= 0:
         return x
-    keep = torch.rand(x.shape, generator=generator, device=x.device) >= fraction
+    keep = torch.rand(x.shape, generator=generator, device=x.device, dtype=torch.float32) >= fraction
     return x * keep

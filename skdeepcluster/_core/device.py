@@ -3,6 +3,7 @@ what a device allows (float64, bfloat16 training)."""
 
 import contextlib
 import functools
+import os
 import re
 import threading
 
@@ -50,7 +51,7 @@ def resolve_device(device):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if re.fullmatch(r"cpu(?::\d+)?", name):  # torch ignores a CPU index
         return torch.device("cpu")
-    if name == "mps":
+    if re.fullmatch(r"mps(?::0)?", name):  # torch.device("mps", 0) prints as mps:0
         if not _mps_available():
             raise ValueError(
                 "device='mps' was requested but the MPS backend is not "
@@ -204,28 +205,43 @@ def fit_torch_modes():
 _GLOBAL_GENERATOR_LOCK = threading.RLock()
 
 
+def _new_lock_after_fork():
+    # a child forked while another thread held the lock would wait forever
+    global _GLOBAL_GENERATOR_LOCK
+    _GLOBAL_GENERATOR_LOCK = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock_after_fork)
+
+
 class seeded:
     """Context in which torch's global CPU generator is seeded with ``seed``
-    and restored afterwards, so that building a network never changes the
-    caller's random stream.
+    and restored afterwards, so that building a network (on the CPU) never
+    changes the caller's random stream; the GPUs' generators are not touched.
 
     One thread at a time runs such a block: otherwise a fit in another
     thread could reseed or restore the generator halfway through this
     one's initialisation, and the same ``seed`` would give other weights.
+    (Code of the caller's that draws from the global generator in another
+    thread meanwhile still draws from this block's stream.)
     """
 
     def __init__(self, seed):
         self.seed = seed
         self._fork = None
+        self._lock = None
 
     def __enter__(self):
-        _GLOBAL_GENERATOR_LOCK.acquire()
+        self._lock = _GLOBAL_GENERATOR_LOCK
+        self._lock.acquire()
         try:
             self._fork = torch.random.fork_rng(devices=[])
             self._fork.__enter__()
-            torch.manual_seed(self.seed)
+            # not torch.manual_seed, which also reseeds every GPU's generator
+            torch.default_generator.manual_seed(self.seed)
         except BaseException:
-            _GLOBAL_GENERATOR_LOCK.release()
+            self._lock.release()
             raise
         return self
 
@@ -233,4 +249,4 @@ class seeded:
         try:
             return self._fork.__exit__(*exc)
         finally:
-            _GLOBAL_GENERATOR_LOCK.release()
+            self._lock.release()
