@@ -317,6 +317,8 @@ class DAMIC(BaseDeepClusterer):
         means ``n_clusters``.
     pretrain_epochs : int, default=50
         Epochs of the single autoencoder (the paper's 50 for every phase).
+        ``0`` skips it: the initial k-means (or mixture) then runs on the
+        untrained clustering network's representation ``h(x)``.
     gate_pretrain_epochs : int, default=50
         Epochs of training the gate on the k-means labels.
     expert_pretrain_epochs : int, default=50

@@ -88,7 +88,10 @@ class DeepGMM(BaseDeepClusterer):
     reg_covar : float, default=1e-6
         Added to every variance wherever it is used (as sklearn's
         :class:`~sklearn.mixture.GaussianMixture`): a floor that keeps the
-        likelihood bounded when a component shrinks onto its points.
+        likelihood bounded when a component shrinks onto its points. The
+        starting EM uses it too, so the start is
+        ``GaussianMixture(reg_covar=reg_covar)``'s; the trained covariances
+        then add it once more on top of the EM's, which hold it already.
     reconstruction_weight : float, default=10.0
         Weight of the autoencoder's reconstruction error (per sample, summed
         over features) added to the loss, as IDEC does. The paper trains the
@@ -325,8 +328,12 @@ class DeepGMM(BaseDeepClusterer):
 
     def _init_clusters(self, Z, data, seed):
         self.n_neighbors_ = self.n_clusters // 2 if self.n_neighbors is None else self.n_neighbors
-        gmm, labels = self._fit_gaussian_mixture(Z, seed, n_init=10, covariance_type=self.covariance_type)
-        # sklearn's covariances already hold its reg_covar; the floor here is added on top
+        gmm, labels = self._fit_gaussian_mixture(
+            Z, seed, n_init=10, covariance_type=self.covariance_type, reg_covar=self.reg_covar
+        )
+        # the EM's covariances already hold reg_covar; the trained ones add it
+        # on top (see reg_covar), so that they stay positive definite even
+        # where a component's own scatter is singular
         if self.covariance_type == "diag":
             covariance = {"log_variances": np.log(gmm.covariances_)}
         else:

@@ -72,7 +72,8 @@ class DeepKMeans(BaseDeepClusterer):
         Inverse temperature of the soft assignment. A float is constant; a
         sequence is spread evenly over the epochs (each value for an equal
         share of them; with fewer epochs than values, evenly spaced values
-        from the first to the last); ``"annealing"`` is the paper's 40-value
+        from the first to the last, and only the first with one epoch);
+        ``"annealing"`` is the paper's 40-value
         schedule (:func:`annealing_alphas`).
     clustering_weight : float, default=0.01
         lambda, the weight of the k-means term against the reconstruction
@@ -140,7 +141,12 @@ class DeepKMeans(BaseDeepClusterer):
     history_ : list of dict
         Per epoch: ``epoch``, ``loss``, ``reconstruction``, ``kmeans``,
         ``alpha``, ``delta_label``, ``n_clusters_used``, ``time``,
-        ``samples_per_second``.
+        ``samples_per_second``. The label counts are taken after the
+        epoch's re-seeding, so ``n_clusters_used`` is ``n_clusters``
+        whenever a row is left for each cluster; see ``n_reseeded_``.
+    n_reseeded_ : ndarray of shape (n_checkpoints,)
+        Empty clusters re-seeded at each epoch's start (see Notes), in
+        order: how far the representatives had collapsed there.
     autoencoder_ : AutoEncoder or None
         The pretrained autoencoder the network started from.
     module_ : torch.nn.Module
@@ -289,6 +295,7 @@ class DeepKMeans(BaseDeepClusterer):
             centers, labels = self._kmeans(Z, seed, n_init=10)
         self.module_.centers = nn.Parameter(centers.clone())
         self._fit_state["alpha"] = self._alpha_at_epoch(0)
+        self.n_reseeded_ = []
         return labels
 
     def _on_checkpoint(self, step, data):
@@ -306,6 +313,7 @@ class DeepKMeans(BaseDeepClusterer):
         row_weights = self._row_weights()
         mass = torch.bincount(labels, weights=row_weights, minlength=self.n_clusters)
         empty = torch.nonzero(mass == 0).flatten()
+        self.n_reseeded_.append(empty.numel())
         if empty.numel() == 0:
             return
         own = distances.gather(1, labels[:, None]).flatten()
@@ -327,6 +335,7 @@ class DeepKMeans(BaseDeepClusterer):
         return {"loss": loss, "reconstruction": reconstruction, "kmeans": kmeans, "alpha": alpha}
 
     def _finish_fit(self):
+        self.n_reseeded_ = np.asarray(self.n_reseeded_, dtype=np.int64)
         self.cluster_centers_ = self.module_.centers.detach().cpu().double().numpy()
         self.alpha_ = self._alpha_at_epoch(self.n_iter_ - 1) if self.n_iter_ else self._alpha_at_epoch(0)
 

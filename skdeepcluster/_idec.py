@@ -163,8 +163,9 @@ class IDEC(BaseDeepClusterer):
     history_ : list of dict
         Per epoch: ``epoch``, mean ``loss``, ``reconstruction`` (``L_r``) and
         ``clustering`` (``L_c``) over its mini-batches, ``delta_label`` and
-        ``n_clusters_used`` at its last update of ``P``, ``time``,
-        ``samples_per_second``.
+        ``n_clusters_used`` at its last update of ``P`` (an epoch without an
+        update, when ``update_interval`` exceeds an epoch, repeats the last
+        update's), ``time``, ``samples_per_second``.
     autoencoder_ : AutoEncoder or None
         The pretrained autoencoder the network started from (not modified).
     module_ : torch.nn.Module
@@ -354,7 +355,9 @@ class DEC(IDEC):
     stopping rule - is :class:`IDEC`'s, and so is the code.
 
     With a single loss term its weight only rescales the learning rate, so
-    DEC has no ``gamma`` parameter: tune ``learning_rate`` instead.
+    DEC has no ``gamma`` parameter: tune ``learning_rate`` instead. No
+    setting of :class:`IDEC` gives DEC: IDEC always keeps its decoder and
+    ``L_r``, and trains with Adam.
 
     Parameters
     ----------

@@ -442,17 +442,21 @@ class BaseDeepClusterer(
         centers = torch.as_tensor(km.cluster_centers_, dtype=Z.dtype, device=Z.device)
         return centers, torch.as_tensor(labels, dtype=torch.int64, device=Z.device)
 
-    def _fit_gaussian_mixture(self, Z, seed, n_init=10, covariance_type="full"):
+    def _fit_gaussian_mixture(self, Z, seed, n_init=10, covariance_type="full", reg_covar=1e-6):
         """A Gaussian mixture fitted on an embedding tensor: sklearn's
         GaussianMixture, or :class:`WeightedGaussianMixture` when the fit has
         sample weights; returns (model, int64 labels)."""
         weights = self._numpy_weights()
         rows = Z.detach().cpu().double().numpy()
         if weights is None:
-            gmm = GaussianMixture(self.n_clusters, covariance_type=covariance_type, n_init=n_init, random_state=seed)
+            gmm = GaussianMixture(
+                self.n_clusters, covariance_type=covariance_type, reg_covar=reg_covar, n_init=n_init, random_state=seed
+            )
             labels = gmm.fit_predict(rows)
         else:
-            gmm = WeightedGaussianMixture(self.n_clusters, covariance_type, n_init=n_init, random_state=seed)
+            gmm = WeightedGaussianMixture(
+                self.n_clusters, covariance_type, n_init=n_init, random_state=seed, reg_covar=reg_covar
+            )
             labels = gmm.fit_predict(rows, weights)
         return gmm, torch.as_tensor(labels, dtype=torch.int64, device=Z.device)
 

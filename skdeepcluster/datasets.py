@@ -110,13 +110,24 @@ def load_mnist_idx(directory, scale=1 / 255):
     -------
     X : ndarray of shape (n_samples, n_pixels), float32
     y : ndarray of shape (n_samples,)
+
+    Raises
+    ------
+    ValueError
+        When a part's image and label files do not hold one label per image.
     """
     _SCALE_RULE.check_argument("scale", scale)
     images, labels = [], []
     for part in ("train", "t10k"):
-        x = read_idx(_find(directory, f"{part}-images-idx3-ubyte"))
+        image_path, label_path = _find(directory, f"{part}-images-idx3-ubyte"), _find(directory, f"{part}-labels-idx1-ubyte")
+        x, y = read_idx(image_path), read_idx(label_path)
+        if x.ndim < 2 or y.ndim != 1 or x.shape[0] != y.shape[0]:
+            raise ValueError(
+                f"{image_path} and {label_path} do not match: {x.shape[0]} images of shape {x.shape[1:]} "
+                f"and labels of shape {y.shape}; expected one label per image."
+            )
         images.append(x.reshape(x.shape[0], -1))
-        labels.append(read_idx(_find(directory, f"{part}-labels-idx1-ubyte")))
+        labels.append(y)
     X = np.concatenate(images).astype(np.float32) * np.float32(scale)
     return X, np.concatenate(labels).astype(np.int64)
 
@@ -182,7 +193,9 @@ def make_dcn_synthetic(n_samples=4000, n_features=100, latent="elongated", rando
     Parameters
     ----------
     n_samples : int, default=4000
-        At least 4 (one per cluster).
+        At least 4. The ``"round"`` layout gives every cluster a point from
+        4 samples on; the ``"elongated"`` one draws each label at random,
+        so a small sample may miss a cluster.
     n_features : int, default=100
     latent : {"elongated", "round"}, default="elongated"
         Layout of the latent clusters (see above).

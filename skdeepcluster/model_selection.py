@@ -60,6 +60,11 @@ def validation_labels(y, validation_fraction=0.1, random_state=None, stratify=Fa
         Indices of the other rows, on which to report (sorted).
     """
     y = column_or_1d(y)
+    if y.dtype.kind == "f" and np.isnan(y).any():
+        raise ValueError(
+            "y holds NaN; validation_labels needs the true label of every row (it hides all but the "
+            "validation rows itself)."
+        )
     if not 0 < validation_fraction < 1:
         raise ValueError(
             f"validation_fraction must be in (0, 1); got {validation_fraction!r}."
@@ -133,14 +138,24 @@ class FitAllScoreLabelled:
         ------
         ValueError
             If ``y`` is missing, has no labelled row or not one label per
-            row of ``X``.
+            row of ``X``, or holds the marker as a string while
+            ``unlabelled`` is a number.
         """
         if y is None:
             raise ValueError(f"FitAllScoreLabelled needs y, with {self.unlabelled!r} on unlabelled rows.")
         y = column_or_1d(y)
         if X is not None:
             check_consistent_length(X, y)
-        labelled = np.flatnonzero(~self._is_unlabelled(y))
+        unlabelled = self._is_unlabelled(y)
+        marker = self.unlabelled
+        if not unlabelled.any() and not isinstance(marker, str) and y.dtype.kind in "OUS":
+            # -1 never equals "-1": every row would be scored, the marker a class
+            if np.any(np.asarray(y, dtype=str) == str(marker)):
+                raise ValueError(
+                    f"y holds the string {str(marker)!r} but unlabelled={marker!r} is not a string, so no row "
+                    f"counts as unlabelled; pass FitAllScoreLabelled(unlabelled={str(marker)!r})."
+                )
+        labelled = np.flatnonzero(~unlabelled)
         if labelled.size == 0:
             raise ValueError(
                 f"y has no labelled row (every value is {self.unlabelled}); "

@@ -86,6 +86,16 @@ def test_load_mnist_idx_concatenates_train_and_test(tmp_path):
     np.testing.assert_array_equal(y, [0, 1, 2, 3, 4, 0, 1, 2])
 
 
+@pytest.mark.parametrize("labels", [np.arange(4), np.arange(6).reshape(3, 2)], ids=["one-too-many", "2-d"])
+def test_load_mnist_idx_refuses_labels_that_do_not_match_the_images(tmp_path, labels):
+    images = np.zeros((3, 4, 4))
+    for part in ("train", "t10k"):
+        _write_idx(tmp_path / f"{part}-images-idx3-ubyte", images)
+        _write_idx(tmp_path / f"{part}-labels-idx1-ubyte", labels if part == "t10k" else np.arange(3))
+    with pytest.raises(ValueError, match=r"t10k-images-idx3-ubyte and .*t10k-labels-idx1-ubyte do not match: 3 images"):
+        load_mnist_idx(str(tmp_path))
+
+
 def test_read_idx_rejects_truncated_file(tmp_path):
     path = tmp_path / "bad-idx"
     with open(path, "wb") as handle:

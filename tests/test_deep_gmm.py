@@ -116,14 +116,17 @@ def _sklearn_mixture(est):
     return gmm
 
 
+@pytest.mark.parametrize("reg_covar", [1e-6, 0.05])
 @pytest.mark.parametrize("covariance_type", ["diag", "full"])
-def test_starts_from_em_and_predicts_with_the_fitted_mixture(blobs, covariance_type):
+def test_starts_from_em_and_predicts_with_the_fitted_mixture(blobs, covariance_type, reg_covar):
     X, _ = blobs
     autoencoder = AutoEncoder(hidden_dims=(32,), embedding_dim=3, max_epochs=15, batch_size=32,
                               optimizer="adam", learning_rate=0.01, device="cpu", random_state=0).fit(X)
-    params = dict(n_clusters=3, autoencoder=autoencoder, covariance_type=covariance_type, device="cpu")
+    params = dict(n_clusters=3, autoencoder=autoencoder, covariance_type=covariance_type, reg_covar=reg_covar,
+                  device="cpu", pretrain_epochs=15)
     start = fast(DeepGMM, max_epochs=0, **params).fit(X)
-    em = GaussianMixture(3, covariance_type=covariance_type, n_init=10, random_state=seed_from(0))
+    # the EM with the same floor, which the trained covariances add once more
+    em = GaussianMixture(3, covariance_type=covariance_type, reg_covar=reg_covar, n_init=10, random_state=seed_from(0))
     em.fit(autoencoder.transform(X))
     floor = start.reg_covar * (1 if covariance_type == "diag" else np.eye(3))
     np.testing.assert_allclose(start.cluster_centers_, em.means_, rtol=1e-3, atol=1e-4)

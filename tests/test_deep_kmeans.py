@@ -1,6 +1,7 @@
 """Deep k-Means mathematics and variants."""
 
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -123,12 +124,27 @@ def test_empty_cluster_is_reseeded(blobs):
     from skdeepcluster._core.data import DeviceData
 
     est._fit_state = {"n_batches": 1, "alpha": 1000.0}
+    est.n_reseeded_ = []
     with torch.no_grad():
         est.module_.centers[2] = 1e6
     labels = est._on_checkpoint(0, DeviceData(X, est.device_))
     del est._fit_state
     assert torch.bincount(labels, minlength=3).min() >= 1
     assert torch.all(est.module_.centers.abs() < 1e5)
+    assert est.n_reseeded_ == [1]
+
+
+def test_reseeding_is_recorded_per_epoch(blobs):
+    """Random representatives on 3 blobs, 8 clusters: some start empty. The
+    history counts clusters after re-seeding; n_reseeded_ shows the collapse."""
+    X, _ = blobs
+    est = fast(DeepKMeans, n_clusters=8, autoencoder=None, pretrain_epochs=0, alpha="annealing", max_epochs=4, tol=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # clusters may end empty
+        est.fit(X)
+    assert est.n_reseeded_.shape == (est.n_iter_,) and est.n_reseeded_.dtype == np.int64
+    assert est.n_reseeded_[0] > 0
+    assert [h["n_clusters_used"] for h in est.history_] == [8] * est.n_iter_
 
 
 def test_score_is_minus_inertia(blobs):

@@ -99,6 +99,23 @@ def test_nan_marks_unlabelled_rows(y):
     np.testing.assert_array_equal(score, [1, 3])
 
 
+def test_a_string_marker_with_a_numeric_unlabelled_is_refused():
+    """-1 never equals "-1": every row would be scored, the marker a class."""
+    y = np.array(["cat", "-1", "dog", "-1"])
+    with pytest.raises(ValueError, match=r"y holds the string '-1' but unlabelled=-1 .*unlabelled='-1'"):
+        list(FitAllScoreLabelled().split(None, y))
+    ((_, score),) = list(FitAllScoreLabelled(unlabelled="-1").split(None, y))
+    np.testing.assert_array_equal(score, [0, 2])
+    # strings without the marker: every row is labelled
+    ((_, score),) = list(FitAllScoreLabelled().split(None, np.array(["cat", "dog"])))
+    np.testing.assert_array_equal(score, [0, 1])
+
+
+def test_validation_labels_refuses_nan():
+    with pytest.raises(ValueError, match="y holds NaN"):
+        validation_labels(np.array([0.0, 1.0, np.nan, 1.0]), 0.5, random_state=0)
+
+
 @pytest.mark.parametrize("scoring", [accuracy_scorer, SCORERS["purity"], "adjusted_rand_score"])
 def test_grid_search_with_two_jobs(scoring):
     X, y = make_blobs(300, centers=4, random_state=0)

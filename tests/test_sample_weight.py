@@ -308,12 +308,13 @@ def test_deep_kmeans_reseeds_a_cluster_of_zero_weight_rows():
     est.module_.centers = torch.nn.Parameter(torch.tensor([[0.0], [0.1], [10.0]]))
     Z = torch.tensor([[0.0], [0.1], [0.3], [10.0], [11.0]])
     est._fit_state = {"weights": torch.tensor([1.0, 1.0, 3.0, 0.0, 0.0])}
+    est.n_reseeded_ = []
     distances = (Z - est.module_.centers.detach().T) ** 2
     labels = distances.argmin(dim=1)
     assert labels.tolist() == [0, 1, 1, 2, 2]
     est._reseed_empty(Z, distances, labels)
     # row 2, the positive-weight row farthest from its centre (row 4, of weight 0, is farther)
-    assert labels.tolist() == [0, 1, 2, 2, 2]
+    assert labels.tolist() == [0, 1, 2, 2, 2] and est.n_reseeded_ == [1]
     assert est.module_.centers[2].item() == pytest.approx(0.3)
 
 
