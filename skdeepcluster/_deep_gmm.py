@@ -89,9 +89,10 @@ class DeepGMM(BaseDeepClusterer):
         Added to every variance wherever it is used (as sklearn's
         :class:`~sklearn.mixture.GaussianMixture`): a floor that keeps the
         likelihood bounded when a component shrinks onto its points. The
-        starting EM uses it too, so the start is
-        ``GaussianMixture(reg_covar=reg_covar)``'s; the trained covariances
-        then add it once more on top of the EM's, which hold it already.
+        starting EM uses it too (the start is
+        ``GaussianMixture(reg_covar=reg_covar)``), and the trained
+        covariances add it on top of the EM's, so the starting covariances
+        hold it twice.
     reconstruction_weight : float, default=10.0
         Weight of the autoencoder's reconstruction error (per sample, summed
         over features) added to the loss, as IDEC does. The paper trains the

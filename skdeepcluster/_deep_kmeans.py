@@ -142,11 +142,13 @@ class DeepKMeans(BaseDeepClusterer):
         Per epoch: ``epoch``, ``loss``, ``reconstruction``, ``kmeans``,
         ``alpha``, ``delta_label``, ``n_clusters_used``, ``time``,
         ``samples_per_second``. The label counts are taken after the
-        epoch's re-seeding, so ``n_clusters_used`` is ``n_clusters``
-        whenever a row is left for each cluster; see ``n_reseeded_``.
-    n_reseeded_ : ndarray of shape (n_checkpoints,)
-        Empty clusters re-seeded at each epoch's start (see Notes), in
-        order: how far the representatives had collapsed there.
+        check's re-seeding of empty clusters; see ``n_reseeded_``.
+    n_reseeded_ : ndarray of int
+        Empty clusters re-seeded at each check of the labels (see Notes,
+        (iv)), in order: before every epoch (the first on the initial
+        representatives), and the check that stopped training when
+        ``converged_``; so ``n_iter_`` entries, ``n_iter_ + 1`` when
+        ``converged_``. How far the representatives had collapsed there.
     autoencoder_ : AutoEncoder or None
         The pretrained autoencoder the network started from.
     module_ : torch.nn.Module
@@ -169,8 +171,9 @@ class DeepKMeans(BaseDeepClusterer):
     (0.674 after 50 epochs; one-off runs whose records were not kept),
     hence our default; (iii) the final labels come
     from a fresh forward pass, not the distances recorded during training;
-    (iv) a representative that owns no point at the end of an epoch is moved
-    to the embedding farthest from its representative.
+    (iv) a representative that owns no point when the labels are checked,
+    before every epoch, is moved to the embedding farthest from its
+    representative.
 
     ``clustering_weight``: the paper's line search over lambda, in small
     (MNIST-5k, 5 seeds, 300-epoch autoencoders, 50 clustering epochs;

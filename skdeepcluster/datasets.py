@@ -123,8 +123,8 @@ def load_mnist_idx(directory, scale=1 / 255):
         x, y = read_idx(image_path), read_idx(label_path)
         if x.ndim < 2 or y.ndim != 1 or x.shape[0] != y.shape[0]:
             raise ValueError(
-                f"{image_path} and {label_path} do not match: {x.shape[0]} images of shape {x.shape[1:]} "
-                f"and labels of shape {y.shape}; expected one label per image."
+                f"{image_path} and {label_path} do not match: images of shape {x.shape} and labels of "
+                f"shape {y.shape}; expected one label per image."
             )
         images.append(x.reshape(x.shape[0], -1))
         labels.append(y)

@@ -35,8 +35,8 @@ def validation_labels(y, validation_fraction=0.1, random_state=None, stratify=Fa
     Parameters
     ----------
     y : array-like of shape (n_samples,)
-        True labels: numbers other than ``-1`` (the unlabelled marker), or
-        strings.
+        True labels, one for every row (no NaN, None or NA): numbers other
+        than ``-1`` (the unlabelled marker), or strings.
     validation_fraction : float in (0, 1), default=0.1
         Share of rows whose label stays visible.
     random_state : int, RandomState instance or None, default=None
@@ -58,12 +58,19 @@ def validation_labels(y, validation_fraction=0.1, random_state=None, stratify=Fa
         Indices of the validation rows (sorted).
     test : ndarray of int
         Indices of the other rows, on which to report (sorted).
+
+    Raises
+    ------
+    ValueError
+        If ``y`` holds a missing label (NaN, None or NA) or the unlabelled
+        marker ``-1``, or ``validation_fraction`` is not in (0, 1) or leaves
+        no test row.
     """
     y = column_or_1d(y)
-    if y.dtype.kind == "f" and np.isnan(y).any():
+    if _missing(y).any():
         raise ValueError(
-            "y holds NaN; validation_labels needs the true label of every row (it hides all but the "
-            "validation rows itself)."
+            "y holds a missing label (NaN, None or NA); validation_labels needs the true label of every "
+            "row (it hides all but the validation rows itself)."
         )
     if not 0 < validation_fraction < 1:
         raise ValueError(
@@ -89,6 +96,23 @@ def validation_labels(y, validation_fraction=0.1, random_state=None, stratify=Fa
     y_search = np.full(n, UNLABELLED, dtype=np.int64)
     y_search[validation] = codes[validation]
     return y_search, validation, test
+
+
+def _missing(values):
+    """Where ``values`` (a 1-d array) hold NaN, None or pandas' NA."""
+    if values.dtype.kind == "f":
+        return np.isnan(values)
+    if values.dtype.kind != "O":
+        return np.zeros(values.shape, dtype=bool)
+    return np.array(
+        [
+            value is None
+            or (isinstance(value, (float, np.floating)) and np.isnan(value))
+            or type(value).__name__ == "NAType"
+            for value in values
+        ],
+        dtype=bool,
+    )
 
 
 def _stratified_rows(codes, n_rows, rng):
@@ -122,7 +146,8 @@ class FitAllScoreLabelled:
     ----------
     unlabelled : int, float, str or NaN, default=-1
         Label value of rows without a known class; ``np.nan`` marks them in a
-        float ``y`` (compared with ``np.isnan``, as NaN equals nothing).
+        float ``y`` (compared with ``np.isnan``, as NaN equals nothing), and
+        NaN, None or pandas' NA in an object ``y``.
     """
 
     def __init__(self, unlabelled=UNLABELLED):
@@ -166,9 +191,7 @@ class FitAllScoreLabelled:
     def _is_unlabelled(self, y):
         marker = self.unlabelled
         if isinstance(marker, (float, np.floating)) and np.isnan(marker):
-            if y.dtype.kind == "f":
-                return np.isnan(y)
-            return np.array([isinstance(value, (float, np.floating)) and np.isnan(value) for value in y], dtype=bool)
+            return _missing(y)  # NaN equals nothing; None and NA count as missing too
         return y == marker
 
     def __repr__(self):

@@ -91,7 +91,14 @@ def test_fit_all_score_labelled_split():
         list(FitAllScoreLabelled().split(np.zeros((6, 1)), y))
 
 
-@pytest.mark.parametrize("y", [np.array([np.nan, 3, np.nan, 0, np.nan]), np.array([np.nan, "b", np.nan, "a", np.nan], dtype=object)])
+@pytest.mark.parametrize(
+    "y",
+    [
+        np.array([np.nan, 3, np.nan, 0, np.nan]),
+        np.array([np.nan, "b", np.nan, "a", np.nan], dtype=object),
+        np.array([None, "b", np.nan, "a", None], dtype=object),
+    ],
+)
 def test_nan_marks_unlabelled_rows(y):
     """NaN equals nothing, so ``y != nan`` would score every row."""
     ((train, score),) = list(FitAllScoreLabelled(unlabelled=np.nan).split(np.zeros((5, 1)), y))
@@ -111,9 +118,24 @@ def test_a_string_marker_with_a_numeric_unlabelled_is_refused():
     np.testing.assert_array_equal(score, [0, 1])
 
 
-def test_validation_labels_refuses_nan():
-    with pytest.raises(ValueError, match="y holds NaN"):
-        validation_labels(np.array([0.0, 1.0, np.nan, 1.0]), 0.5, random_state=0)
+@pytest.mark.parametrize(
+    "y",
+    [
+        np.array([0.0, 1.0, np.nan, 1.0]),
+        np.array([0, 1, np.nan, 1], dtype=object),  # np.unique would not even merge the zeros
+        np.array(["a", None, "b", "a"], dtype=object),
+    ],
+    ids=["float-nan", "object-nan", "none"],
+)
+def test_validation_labels_refuses_missing_labels(y):
+    with pytest.raises(ValueError, match=r"y holds a missing label \(NaN, None or NA\)"):
+        validation_labels(y, 0.5, random_state=0)
+
+
+def test_validation_labels_refuses_pandas_na():
+    pd = pytest.importorskip("pandas")
+    with pytest.raises(ValueError, match="y holds a missing label"):
+        validation_labels(pd.Series(["a", pd.NA, "b", "a"], dtype="string"), 0.5, random_state=0)
 
 
 @pytest.mark.parametrize("scoring", [accuracy_scorer, SCORERS["purity"], "adjusted_rand_score"])
