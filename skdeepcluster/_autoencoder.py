@@ -1,5 +1,7 @@
 """The public autoencoder transformer, and the pretraining every method shares."""
 
+import contextlib
+
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
@@ -17,7 +19,7 @@ from ._core.cache import cached_call, caches
 from ._core.data import DeviceData, as_stored
 from ._core.device import PRECISIONS, as_current_device, check_precision_supported, forward_in_precision, seeded
 from ._core.params import LAYER_WIDTH, Anything, CacheLocation, Integer, LayerSizes, Options, Real, layer_sizes
-from ._core.training import train
+from ._core.training import DIVERGED_ADVICE, train
 from ._core.weights import check_sample_weight, training_weights
 from .base import DEVICE_RULE, VERBOSE_RULE, TorchEstimatorMixin, check_float32_range, check_unit_interval, seed_from
 
@@ -399,7 +401,7 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         check_precision_supported(self.precision, self.device_)
         seed = seed_from(self.random_state)
         config = self._config()
-        with as_current_device(self.device_):
+        with as_current_device(self.device_), self._recipe_named_on_divergence():
             (state, history), self.from_cache_ = cached_call(
                 self.memory,
                 _train_autoencoder,
@@ -420,6 +422,22 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         self.history_ = history
         self.n_iter_ = len(history)
         return self
+
+    @contextlib.contextmanager
+    def _recipe_named_on_divergence(self):
+        """A divergence of the SGD recipe, whose learning rate 1.0 is meant
+        for features in [0, 1], also points at Adam (standardised data)."""
+        try:
+            yield
+        except FloatingPointError as error:
+            if self.optimizer != "sgd":
+                raise
+            rate = effective_learning_rate(self.optimizer, self.learning_rate)
+            raise FloatingPointError(
+                f"{str(error).removesuffix(DIVERGED_ADVICE).rstrip()} The SGD recipe (learning_rate={rate}) "
+                "is meant for features in [0, 1]: scale X (MinMaxScaler; MaxAbsScaler for sparse input), use "
+                "optimizer='adam' for standardised data, or check X for extreme values."
+            ) from error
 
     def transform(self, X):
         """Embedding of ``X``.

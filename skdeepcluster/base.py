@@ -219,7 +219,8 @@ class TorchEstimatorMixin:
     def _map_batches(self, X, function, module):
         """Apply ``function(module, x)`` to ``X`` in chunks; concatenate as numpy."""
         device = self._inference_device()
-        data = DeviceData(X, device, dtype=torch.float64)
+        # resident=False: one pass needs no whole copy of X (in float64, on the device)
+        data = DeviceData(X, device, dtype=torch.float64, resident=False)
         outputs = []
         with torch.no_grad():
             for x in data.chunks(_INFERENCE_CHUNK):
@@ -668,12 +669,14 @@ class BaseDeepClusterer(
         try:
             return autoencoder.fit(X, sample_weight=sample_weight)
         except FloatingPointError as error:
+            # the training loop's own message, without AutoEncoder's advice (this one's replaces it)
+            original = error.__cause__ if isinstance(error.__cause__, FloatingPointError) else error
             learning_rate = effective_learning_rate(autoencoder.optimizer, autoencoder.learning_rate)
             own = "" if learning_rate == self.learning_rate else (
                 f" {type(self).__name__}'s learning_rate={self.learning_rate} does not set it."
             )
             raise FloatingPointError(
-                f"{type(self).__name__}: {str(error).removesuffix(DIVERGED_ADVICE).rstrip()} The pretraining "
+                f"{type(self).__name__}: {str(original).removesuffix(DIVERGED_ADVICE).rstrip()} The pretraining "
                 f"ran the autoencoder's recipe (optimizer={autoencoder.optimizer!r}, learning_rate={learning_rate})."
                 f"{own} Scale X to [0, 1] (MinMaxScaler; MaxAbsScaler for sparse input), or pass "
                 "autoencoder=AutoEncoder(optimizer='adam') for standardised data, or check X for extreme values."

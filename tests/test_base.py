@@ -299,12 +299,42 @@ def test_chunks_of_wide_data_hold_fewer_rows(monkeypatch, blobs):
     np.testing.assert_allclose(chunked, est.predict_proba(Xb), rtol=0, atol=1e-12)
 
 
-def test_device_data_copies_read_only_input():
+@pytest.mark.parametrize("resident", [True, False])
+def test_device_data_copies_read_only_input(resident):
     X = np.ones((4, 2))
     X.setflags(write=False)
-    data = DeviceData(X, "cpu")
+    data = DeviceData(X, "cpu", resident=resident)
     data.rows(torch.tensor([0]))[:] = 5  # must not touch X
+    data.slice(0, 2)[:] = 5
     assert np.all(X == 1)
+
+
+def test_non_resident_data_serves_the_same_batches_without_a_whole_copy():
+    X = np.random.RandomState(0).rand(50, 7)  # float64: rounded to float32 as training stores it
+    resident = DeviceData(X, "cpu", dtype=torch.float64)
+    streamed = DeviceData(X, "cpu", dtype=torch.float64, resident=False)
+    assert streamed._dense is None and streamed._host is X
+    index = torch.tensor([3, 0, 49, 7])
+    assert torch.equal(streamed.rows(index), resident.rows(index))
+    assert torch.equal(torch.cat(list(streamed.chunks(16))), resident.slice(0, 50))
+
+
+def test_prediction_does_not_copy_the_whole_input(blobs, monkeypatch):
+    """One inference pass: each chunk is copied (to float64, to the device)
+    on its own, not the whole of X at once."""
+    built = []
+
+    class RecordingDeviceData(DeviceData):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            built.append(kwargs.get("resident", True))
+
+    est = fast(CLUSTERERS[0], n_clusters=3).fit(blobs[0])
+    monkeypatch.setattr(base_module, "DeviceData", RecordingDeviceData)
+    expected = est.predict_proba(blobs[0])
+    assert built == [False]
+    monkeypatch.undo()
+    np.testing.assert_array_equal(est.predict_proba(blobs[0]), expected)
 
 
 def _linear_problem():
@@ -426,6 +456,24 @@ def test_cached_call(tmp_path):
     assert cached_call(None, _square, value=3) == (9, False)
     assert cached_call(str(tmp_path), _square, value=3) == (9, False)
     assert cached_call(str(tmp_path), _square, value=3) == (9, True)
+
+
+def test_cached_call_reads_a_read_only_cache(tmp_path, monkeypatch):
+    """A cache filled once and shared read-only: its lock file cannot be
+    opened for writing, but flock needs no write access; a new entry, whose
+    lock file cannot be created, is computed without the lock."""
+    import skdeepcluster._core.cache as cache_module
+
+    assert cached_call(str(tmp_path), _square, value=3) == (9, False)
+
+    def read_only_open(path, mode="r", *args, **kwargs):
+        if any(flag in mode for flag in "aw+x"):
+            raise PermissionError(13, "Permission denied", path)
+        return open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(cache_module, "open", read_only_open, raising=False)
+    assert cached_call(str(tmp_path), _square, value=3) == (9, True)
+    assert cached_call(str(tmp_path), _square, value=4) == (16, False)
 
 
 def test_tol_stop_at_an_epoch_boundary_records_no_empty_epoch():

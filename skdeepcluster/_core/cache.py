@@ -12,13 +12,27 @@ except ImportError:  # pragma: no cover
     fcntl = None
 
 
+def _open_lock_file(path):
+    """The lock file, created if need be; read-only where the cache is (flock
+    needs no write access); None where it cannot be had at all."""
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return open(path, "a")
+    except OSError:
+        pass
+    try:  # a read-only cache, shared pre-filled: its lock file may be there
+        return open(path)
+    except OSError:
+        return None  # nothing can be written here, so no writer to wait for
+
+
 @contextlib.contextmanager
 def _file_lock(path):
-    if fcntl is None:
+    handle = None if fcntl is None else _open_lock_file(path)
+    if handle is None:
         yield
         return
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "a") as handle:
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

@@ -32,29 +32,33 @@ class DeviceData:
     """Holds ``X`` for training and inference.
 
     A dense ``X`` is copied to the device once and batches are tensor slices
-    of it. A sparse ``X`` stays in CPU memory as CSR and each batch is
-    densified on its own, so a TF-IDF matrix is never densified whole.
+    of it (``resident=True``, for training, which visits every row each
+    epoch), or stays the caller's array and each batch is copied on its own
+    (``resident=False``, for one pass of inference, which then never holds
+    a whole copy). A sparse ``X`` stays in CPU memory as CSR and each batch
+    is densified on its own, so a TF-IDF matrix is never densified whole.
+    Either way a batch holds ``X``'s values rounded to float32, as training
+    stores them, in ``dtype``.
 
     Parameters
     ----------
     X : ndarray or scipy.sparse matrix of shape (n_samples, n_features)
     device : torch.device
     dtype : torch.dtype
+    resident : bool
     """
 
-    def __init__(self, X, device, dtype=torch.float32):
+    def __init__(self, X, device, dtype=torch.float32, resident=True):
         self.device = torch.device(device)
         self.dtype = dtype
         self.n_samples, self.n_features = X.shape
+        self._sparse = self._dense = self._host = None
         if sp.issparse(X):
             self._sparse = sp.csr_matrix(X, dtype=np.float32)
-            self._dense = None
+        elif resident:
+            self._dense = torch.from_numpy(_float32_copy(X)).to(self.device, dtype)
         else:
-            self._sparse = None
-            # np.array copies: the caller's (possibly read-only) array is
-            # never shared with torch.
-            dense = np.array(X, dtype=np.float32, order="C", copy=True)
-            self._dense = torch.from_numpy(dense).to(self.device, dtype)
+            self._host = X
 
     def __len__(self):
         return self.n_samples
@@ -64,13 +68,17 @@ class DeviceData:
         if self._dense is not None:
             return self._dense[index]
         index = index.cpu().numpy()
-        return self._from_sparse(self._sparse[index])
+        if self._sparse is not None:
+            return self._from_sparse(self._sparse[index])
+        return self._from_host(self._host[index])
 
     def slice(self, start, stop):
         """Dense batch of rows ``start:stop`` in data order."""
         if self._dense is not None:
             return self._dense[start:stop]
-        return self._from_sparse(self._sparse[start:stop])
+        if self._sparse is not None:
+            return self._from_sparse(self._sparse[start:stop])
+        return self._from_host(self._host[start:stop])
 
     def chunks(self, chunk_size):
         """Yield dense batches of at most ``chunk_size`` rows (fewer for
@@ -82,3 +90,11 @@ class DeviceData:
     def _from_sparse(self, block):
         dense = torch.from_numpy(block.toarray())
         return dense.to(self.device, self.dtype, non_blocking=True)
+
+    def _from_host(self, block):
+        return torch.from_numpy(_float32_copy(block)).to(self.device, self.dtype)
+
+
+def _float32_copy(X):
+    # a copy: the caller's (possibly read-only) array is never shared with torch
+    return np.array(X, dtype=np.float32, order="C", copy=True)
