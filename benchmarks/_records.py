@@ -43,10 +43,14 @@ def grouped_records(paths, key, keep=None):
     return {name: sorted(records, key=lambda r: r["seed"]) for name, records in groups.items()}
 
 
-def measure_in_new_process(script, *args):
+def measure_in_new_process(script, *args, env=None):
     """Run ``python script *args`` in a fresh process, so that its peak
-    memory is its own; the JSON object its last line of output holds."""
-    output = subprocess.run([sys.executable, script, *args], check=True, capture_output=True, text=True).stdout
+    memory is its own (with ``env`` added to its environment); the JSON
+    object its last line of output holds."""
+    environment = None if env is None else {**os.environ, **env}
+    output = subprocess.run(
+        [sys.executable, script, *args], check=True, capture_output=True, text=True, env=environment
+    ).stdout
     return json.loads(output.strip().splitlines()[-1])
 
 

@@ -24,7 +24,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SETTINGS = {"default cap": None, "4,096 rows at any width": 2**62}
 
 
-def measure(max_chunk_entries):
+def measure(max_chunk_entries, n_columns=50_000):
     import numpy as np
     import scipy.sparse as sp
     import torch
@@ -36,7 +36,7 @@ def measure(max_chunk_entries):
     if max_chunk_entries is not None:
         data_module.MAX_CHUNK_ENTRIES = max_chunk_entries
     rng = np.random.RandomState(0)
-    n, d, per_row = 10_000, 50_000, 50
+    n, d, per_row = 10_000, n_columns, 50
     indptr = np.arange(0, n * per_row + 1, per_row)
     X = sp.csr_matrix(
         (rng.rand(n * per_row).astype(np.float32), rng.randint(0, d, size=n * per_row), indptr), shape=(n, d)
@@ -61,11 +61,12 @@ def measure(max_chunk_entries):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--measure", help=argparse.SUPPRESS)
+    parser.add_argument("--columns", type=int, default=50_000, help=argparse.SUPPRESS)
     parser.add_argument("--out", default=os.path.join(HERE, "results"))
     args = parser.parse_args()
     if args.measure is not None:
         cap = None if args.measure == "None" else int(args.measure)
-        print(json.dumps(measure(cap)))
+        print(json.dumps(measure(cap, args.columns)))
         return
     records = [
         {"setting": name, **measure_in_new_process(__file__, "--measure", str(cap))} for name, cap in SETTINGS.items()
