@@ -19,6 +19,7 @@ from ._core.cache import cached_call, caches
 from ._core.data import DeviceData, as_stored
 from ._core.device import PRECISIONS, as_current_device, check_precision_supported, forward_in_precision, seeded
 from ._core.params import LAYER_WIDTH, Anything, CacheLocation, Integer, LayerSizes, Options, Real, layer_sizes
+from ._core.progress import Progress
 from ._core.training import DIVERGED_ADVICE, train
 from ._core.weights import check_sample_weight, training_weights
 from .base import DEVICE_RULE, VERBOSE_RULE, TorchEstimatorMixin, check_float32_range, check_unit_interval, seed_from
@@ -415,6 +416,10 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
                 verbose=self.verbose,
                 revision=PRETRAINING_REVISION,
                 sample_weight=weights,
+            )
+        if self.from_cache_:
+            Progress("pretraining", len(history), self.verbose).note(
+                f"{len(history)} epochs read from the cache in {self.memory}"
             )
         module = self._build_network(X.shape[1], seed)
         module.load_state_dict(state)

@@ -73,11 +73,12 @@ def test_weight_init_options(blobs):
         assert glorot_layer.bias.abs().max() == 0
 
 
-def test_cache_hit_skips_training(blobs, tmp_path):
+def test_cache_hit_skips_training(blobs, tmp_path, capsys):
     X, _ = blobs
     first = fast_autoencoder(memory=str(tmp_path)).fit(X)
     second = fast_autoencoder(memory=str(tmp_path), verbose=1).fit(X)  # verbose is not part of the key
     assert (first.from_cache_, second.from_cache_) == (False, True)
+    assert f"15 epochs read from the cache in {tmp_path}" in capsys.readouterr().err  # verbose says so
     np.testing.assert_array_equal(first.transform(X), second.transform(X))
     other_seed = fast_autoencoder(memory=str(tmp_path), random_state=1).fit(X)
     assert other_seed.from_cache_ is False

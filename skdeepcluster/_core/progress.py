@@ -30,6 +30,12 @@ class Progress:
         self.stream.flush()
         self._drawn = True
 
+    def note(self, message):
+        """One line about the phase (e.g. that it was read from a cache)."""
+        if self.enabled:
+            self.stream.write(f"{self.phase:<12} {message}\n")
+            self.stream.flush()
+
     def close(self):
         if self.enabled and self._drawn:
             self.stream.write("\n")
