@@ -430,13 +430,14 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
 
     @contextlib.contextmanager
     def _recipe_named_on_divergence(self):
-        """A divergence of the SGD recipe, whose learning rate 1.0 is meant
-        for features in [0, 1], also points at Adam (standardised data)."""
+        """A divergence of the default SGD recipe, whose learning rate 1.0
+        is meant for features in [0, 1], also points at Adam (standardised
+        data)."""
         try:
             yield
         except FloatingPointError as error:
-            if self.optimizer != "sgd":
-                raise
+            if self.optimizer != "sgd" or self.learning_rate is not None:
+                raise  # a rate of the user's own: the loop's advice (lower it) stands
             rate = effective_learning_rate(self.optimizer, self.learning_rate)
             raise FloatingPointError(
                 f"{str(error).removesuffix(DIVERGED_ADVICE).rstrip()} The SGD recipe (learning_rate={rate}) "

@@ -675,11 +675,17 @@ class BaseDeepClusterer(
             own = "" if learning_rate == self.learning_rate else (
                 f" {type(self).__name__}'s learning_rate={self.learning_rate} does not set it."
             )
+            if autoencoder.optimizer == "adam":
+                advice = "Lower the AutoEncoder's learning_rate, scale X, or check X for extreme values."
+            else:
+                advice = (
+                    "Scale X to [0, 1] (MinMaxScaler; MaxAbsScaler for sparse input), or pass "
+                    "autoencoder=AutoEncoder(optimizer='adam') for standardised data, or check X for extreme values."
+                )
             raise FloatingPointError(
                 f"{type(self).__name__}: {str(original).removesuffix(DIVERGED_ADVICE).rstrip()} The pretraining "
                 f"ran the autoencoder's recipe (optimizer={autoencoder.optimizer!r}, learning_rate={learning_rate})."
-                f"{own} Scale X to [0, 1] (MinMaxScaler; MaxAbsScaler for sparse input), or pass "
-                "autoencoder=AutoEncoder(optimizer='adam') for standardised data, or check X for extreme values."
+                f"{own} {advice}"
             ) from error
 
     def _empty_cluster_advice(self):

@@ -144,6 +144,12 @@ def test_unscaled_data_with_sgd_fails_loudly_not_silently():
     with pytest.raises(FloatingPointError, match="diverged") as adam_error:
         adam.fit(X)
     assert "optimizer='adam'" not in str(adam_error.value)
+    # nor an SGD rate of the user's own: lowering it is the advice
+    too_fast = AutoEncoder(hidden_dims=(32,), embedding_dim=3, max_epochs=5, learning_rate=1e4, device="cpu",
+                           random_state=0)
+    with pytest.raises(FloatingPointError, match="Lower learning_rate") as sgd_error:
+        too_fast.fit(np.random.RandomState(0).rand(200, 20))
+    assert "optimizer='adam'" not in str(sgd_error.value)
 
 
 def test_a_failed_refit_leaves_the_autoencoder_unfitted(blobs):

@@ -472,8 +472,23 @@ def test_cached_call_reads_a_read_only_cache(tmp_path, monkeypatch):
         return open(path, mode, *args, **kwargs)
 
     monkeypatch.setattr(cache_module, "open", read_only_open, raising=False)
+    locks = []
+    real_flock = cache_module.fcntl.flock
+    monkeypatch.setattr(cache_module.fcntl, "flock", lambda handle, kind: locks.append(kind) or real_flock(handle, kind))
     assert cached_call(str(tmp_path), _square, value=3) == (9, True)
+    assert locks[0] == cache_module.fcntl.LOCK_SH  # read-only: a shared lock (NFS refuses an exclusive one)
     assert cached_call(str(tmp_path), _square, value=4) == (16, False)
+
+
+def test_cached_call_runs_unlocked_where_flock_fails(tmp_path, monkeypatch):
+    import skdeepcluster._core.cache as cache_module
+
+    def no_flock(handle, kind):
+        raise OSError(9, "Bad file descriptor")
+
+    monkeypatch.setattr(cache_module.fcntl, "flock", no_flock)
+    assert cached_call(str(tmp_path), _square, value=3) == (9, False)
+    assert cached_call(str(tmp_path), _square, value=3) == (9, True)
 
 
 def test_tol_stop_at_an_epoch_boundary_records_no_empty_epoch():

@@ -543,6 +543,10 @@ def test_diverging_pretraining_names_the_recipe_that_diverged(cls, blobs):
     assert f"{cls.__name__}'s learning_rate={est.learning_rate} does not set it." in message
     assert "MaxAbsScaler for sparse input" in message and "AutoEncoder(optimizer='adam')" in message
     assert "Lower learning_rate" not in message  # the clusterer's learning rate would not help
+    # an Adam recipe that diverges is not told to use Adam
+    with pytest.raises(FloatingPointError, match=r"Lower the AutoEncoder's learning_rate") as error:
+        fast(cls, n_clusters=3, autoencoder=fast_autoencoder(learning_rate=1e6)).fit(X)
+    assert "optimizer='adam') for standardised" not in str(error.value)
 
 
 # -- GPU ----------------------------------------------------------------------------

@@ -13,27 +13,33 @@ except ImportError:  # pragma: no cover
 
 
 def _open_lock_file(path):
-    """The lock file, created if need be; read-only where the cache is (flock
-    needs no write access); None where it cannot be had at all."""
+    """The lock file, created if need be, and the lock to take on it: an
+    exclusive one, or a shared one where the cache is read-only (a
+    pre-filled cache on shared storage: an exclusive flock on NFS needs a
+    file open for writing); (None, None) where the file cannot be had."""
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        return open(path, "a")
+        return open(path, "a"), fcntl.LOCK_EX
     except OSError:
         pass
-    try:  # a read-only cache, shared pre-filled: its lock file may be there
-        return open(path)
+    try:  # a read-only cache: its lock file may be there
+        return open(path), fcntl.LOCK_SH
     except OSError:
-        return None  # nothing can be written here, so no writer to wait for
+        return None, None  # nothing can be written here, so no writer to wait for
 
 
 @contextlib.contextmanager
 def _file_lock(path):
-    handle = None if fcntl is None else _open_lock_file(path)
+    handle, kind = (None, None) if fcntl is None else _open_lock_file(path)
     if handle is None:
         yield
         return
     with handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle, kind)
+        except OSError:  # a filesystem without flock: run unlocked, as without fcntl
+            yield
+            return
         try:
             yield
         finally:
