@@ -28,6 +28,15 @@ from .base import DEVICE_RULE, VERBOSE_RULE, TorchEstimatorMixin, check_float32_
 DEFAULT_LEARNING_RATES = {"sgd": 1.0, "adam": 1e-3}
 
 
+#: What to do when the default SGD recipe (learning rate 1.0, meant for
+#: features in [0, 1]) diverges; AutoEncoder's and the clusterers' messages end with it.
+SGD_RECIPE_ADVICE = (
+    "Scale X to [0, 1] (MinMaxScaler; MaxAbsScaler for sparse input), use optimizer='adam' "
+    "(autoencoder=AutoEncoder(optimizer='adam') for a clusterer) for standardised data, or check X for "
+    "extreme values."
+)
+
+
 def effective_learning_rate(optimizer, learning_rate):
     """The rate a pretraining runs at: ``learning_rate``, or the optimizer's default for None."""
     return DEFAULT_LEARNING_RATES[optimizer] if learning_rate is None else learning_rate
@@ -45,7 +54,6 @@ PRETRAINING_REVISION = 3
 
 
 def _network(n_features, config):
-    # float32 whatever torch's default dtype: the data are stored in float32
     return MLPAutoEncoder(
         n_features,
         config["hidden_dims"],
@@ -54,7 +62,7 @@ def _network(n_features, config):
         output_activation=config["output_activation"],
         batch_norm=config["batch_norm"],
         weight_init=config["weight_init"],
-    ).float()
+    )
 
 
 def make_optimizer(name, parameters, learning_rate, momentum):
@@ -441,8 +449,7 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
             rate = effective_learning_rate(self.optimizer, self.learning_rate)
             raise FloatingPointError(
                 f"{str(error).removesuffix(DIVERGED_ADVICE).rstrip()} The SGD recipe (learning_rate={rate}) "
-                "is meant for features in [0, 1]: scale X (MinMaxScaler; MaxAbsScaler for sparse input), use "
-                "optimizer='adam' for standardised data, or check X for extreme values."
+                f"is meant for features in [0, 1]. {SGD_RECIPE_ADVICE}"
             ) from error
 
     def transform(self, X):

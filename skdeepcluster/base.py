@@ -653,7 +653,9 @@ class BaseDeepClusterer(
             if layer_sizes(getattr(self, name)) not in (layer_sizes(defaults[name].default), layer_sizes(theirs[name]))
         ]
         if self.pretrain_epochs not in (defaults["pretrain_epochs"].default, theirs["max_epochs"]):
-            ignored.append(f"pretrain_epochs={self.pretrain_epochs!r} (the autoencoder's max_epochs: {theirs['max_epochs']!r})")
+            ignored.append(
+                f"pretrain_epochs={self.pretrain_epochs!r} (the autoencoder's max_epochs: {theirs['max_epochs']!r})"
+            )
         if ignored:
             warn_at_caller(
                 f"{type(self).__name__}: {' and '.join(ignored)} ignored: a given autoencoder "
@@ -664,7 +666,7 @@ class BaseDeepClusterer(
     def _fit_autoencoder(self, autoencoder, X, sample_weight):
         """Pretrain; a divergence names the recipe that diverged, which is
         the autoencoder's, not necessarily this estimator's learning rate."""
-        from ._autoencoder import effective_learning_rate
+        from ._autoencoder import SGD_RECIPE_ADVICE, effective_learning_rate
 
         try:
             return autoencoder.fit(X, sample_weight=sample_weight)
@@ -678,10 +680,7 @@ class BaseDeepClusterer(
             if autoencoder.optimizer == "adam":
                 advice = "Lower the AutoEncoder's learning_rate, scale X, or check X for extreme values."
             else:
-                advice = (
-                    "Scale X to [0, 1] (MinMaxScaler; MaxAbsScaler for sparse input), or pass "
-                    "autoencoder=AutoEncoder(optimizer='adam') for standardised data, or check X for extreme values."
-                )
+                advice = SGD_RECIPE_ADVICE
             raise FloatingPointError(
                 f"{type(self).__name__}: {str(original).removesuffix(DIVERGED_ADVICE).rstrip()} The pretraining "
                 f"ran the autoencoder's recipe (optimizer={autoencoder.optimizer!r}, learning_rate={learning_rate})."
