@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from ._core.distances import squared_distances
-from ._core.gaussians import gaussian_log_densities
+from ._core.gaussians import floored_cholesky, gaussian_log_densities
 from ._core.params import AnyOf, Options, Real
 from .base import _INFERENCE_CHUNK, SHARED_RULES, BaseDeepClusterer
 
@@ -50,7 +50,7 @@ def gmm_y_update(F, U, gamma, means, covariances, floor, clustering_weight, rho)
     ||y - f(x_i) + u_i||^2`` for fixed responsibilities ``g``."""
     D = F.shape[1]
     eye = torch.eye(D, dtype=F.dtype, device=F.device)
-    precisions = torch.cholesky_inverse(torch.linalg.cholesky(covariances + floor * eye))
+    precisions = torch.cholesky_inverse(floored_cholesky(covariances, floor))
     precision_means = torch.einsum("kde,ke->kd", precisions, means)
     targets = rho * (F - U) + clustering_weight * gamma @ precision_means
     # a D x D system per row: rows go in blocks of about 2**22 matrix entries

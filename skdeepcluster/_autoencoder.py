@@ -47,7 +47,7 @@ def effective_learning_rate(optimizer, learning_rate):
 #: initialisation) would let a cache written by earlier code be read back.
 #: Increase it with any change that alters a pretraining's weights.
 #: 1: the code before it was keyed (up to commit b946795, unkeyed);
-#: 2: keyed, after the binary cross-entropy was written out (420c12e);
+#: 2: keyed, after the binary cross-entropy was written out (56d7ac6);
 #: 3: the output activation on float32 input, which changes bfloat16
 #: pretrainings with an output activation (895951e).
 PRETRAINING_REVISION = 3

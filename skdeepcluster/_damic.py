@@ -428,12 +428,12 @@ class DAMIC(BaseDeepClusterer):
     seeds 0-2, ``synthetic.md``) NMI 0.875 / 0.807 / 0.851, ARI 0.88 / 0.82
     / 0.86, against 0.83 / 0.83 / 0.81 and 0.84 / 0.84 / 0.80 for its own
     AE + k-means start (on the H100, ``gpu/damic_start.jsonl``) - short of
-    the paper's NMI 0.94 / ARI 0.96. Rerun on commit 420c12e, whose
-    written-out binary cross-entropy changes the pretraining gradients in
-    their last bits (``synthetic_rerun_420c12e.md``, seeds 0-4): NMI 0.860
-    / ARI 0.874 on average, 0.876 / 0.891 with ``init="gmm"``. The result
-    depends on the initial
-    partition: started from the true labels instead of k-means, training
+    the paper's NMI 0.94 / ARI 0.96. Rerun on commit 420c12e, after the
+    written-out binary cross-entropy of 56d7ac6, which changes the
+    pretraining gradients in their last bits
+    (``synthetic_rerun_420c12e.md``, seeds 0-4): NMI 0.860 / ARI 0.874 on
+    average, 0.876 / 0.891 with ``init="gmm"``. The result depends on the
+    initial partition: started from the true labels instead of k-means, training
     ends at NMI 0.91 / ARI 0.93 (``gpu/damic_start.md``), near the 0.936 /
     0.955 of a Gaussian mixture on the true latent. Neither half can be
     tuned past this, as far as we measured (one thread, NMI; joint runs

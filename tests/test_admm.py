@@ -59,6 +59,17 @@ def test_gmm_y_update_minimises_eq_14s_objective():
     assert grad.abs().max() < 1e-9
 
 
+def test_gmm_y_update_raises_divergence_on_non_finite_covariances():
+    # the update factorises the covariances itself: a NaN there is the
+    # diverged training's FloatingPointError, not torch's LinAlgError
+    n, K, D = 6, 2, 3
+    covariances = torch.eye(D).repeat(K, 1, 1)
+    covariances[1, 0, 0] = float("nan")
+    with pytest.raises(FloatingPointError, match="not positive definite"):
+        gmm_y_update(torch.zeros(n, D), torch.zeros(n, D), torch.full((n, K), 0.5), torch.zeros(K, D),
+                     covariances, 1e-5, 1.0, 1.0)
+
+
 @pytest.mark.usefixtures("float64")
 def test_gaussian_log_densities_and_posterior_match_scipy_and_sklearn():
     rng = np.random.RandomState(0)

@@ -8,21 +8,31 @@ import torch
 from sklearn.cluster import KMeans
 
 
-def gaussian_log_densities(Y, means, covariances, floor):
-    """``log N(y_i; mu_k, Sigma_k + floor I)`` for every row and component, shape (n, K).
+def floored_cholesky(covariances, floor):
+    """Lower Cholesky factors of ``Sigma_k + floor I``, shape (K, D, D).
 
-    ``covariances`` are full, shape (K, D, D).
+    A factorisation that fails means the mixture's parameters have become
+    non-finite: it is raised as the ``FloatingPointError`` of a diverged
+    training, not as torch's ``LinAlgError``.
     """
-    D = Y.shape[1]
-    eye = torch.eye(D, dtype=Y.dtype, device=Y.device)
+    eye = torch.eye(covariances.shape[-1], dtype=covariances.dtype, device=covariances.device)
     try:
-        cholesky = torch.linalg.cholesky(covariances + floor * eye)
+        return torch.linalg.cholesky(covariances + floor * eye)
     except torch.linalg.LinAlgError as error:
         raise FloatingPointError(
             "A Gaussian component's covariance is not positive definite even with its floor: "
             "the mixture's parameters have become non-finite, so training diverged. Lower "
             "learning_rate or scale the input features (e.g. to [0, 1])."
         ) from error
+
+
+def gaussian_log_densities(Y, means, covariances, floor):
+    """``log N(y_i; mu_k, Sigma_k + floor I)`` for every row and component, shape (n, K).
+
+    ``covariances`` are full, shape (K, D, D).
+    """
+    D = Y.shape[1]
+    cholesky = floored_cholesky(covariances, floor)
     # one triangular solve per component over all rows, (K, D, n): the factor
     # is not repeated per row
     diff = (Y.unsqueeze(0) - means.unsqueeze(1)).transpose(1, 2)
