@@ -18,7 +18,7 @@ from ._core.autoencoder import (
 from ._core.cache import cached_call, caches
 from ._core.data import DeviceData, as_stored
 from ._core.device import PRECISIONS, as_current_device, check_precision_supported, forward_in_precision, seeded
-from ._core.params import LAYER_WIDTH, Anything, CacheLocation, Integer, LayerSizes, Options, Real, layer_sizes
+from ._core.params import LAYER_WIDTH, Anything, CacheLocation, Integer, LayerSizes, Options, RandomState, Real, layer_sizes
 from ._core.progress import Progress
 from ._core.training import DIVERGED_ADVICE, train
 from ._core.weights import check_sample_weight, training_weights
@@ -297,7 +297,7 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         "precision": Options(*PRECISIONS),
         "device": DEVICE_RULE,
         "memory": CacheLocation(),
-        "random_state": Anything(),
+        "random_state": RandomState(),
         "verbose": VERBOSE_RULE,
     }
 
@@ -383,9 +383,17 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         Returns
         -------
         self : object
+
+        Raises
+        ------
+        ValueError, TypeError
+            For a bad parameter or input; ``FloatingPointError`` when the
+            training diverges. A fit that raises leaves the estimator
+            unfitted, whatever an earlier fit had learnt: nothing stale is
+            left to predict with.
         """
-        self._validate_params()
         with self._fitting():
+            self._validate_params()
             return self._fit(X, sample_weight)
 
     def _fit(self, X, sample_weight=None):

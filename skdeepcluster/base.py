@@ -27,7 +27,7 @@ from sklearn.mixture import GaussianMixture
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._core.data import DeviceData
+from ._core.data import DeviceData, from_tensor
 from ._core.device import (
     PRECISIONS,
     check_precision_supported,
@@ -46,6 +46,7 @@ from ._core.params import (
     Integer,
     LayerSizes,
     Options,
+    RandomState,
     Real,
     layer_sizes,
     validate_params,
@@ -127,6 +128,22 @@ def seed_from(random_state):
     return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
 
 
+def pretraining_random_state(random_state):
+    """The ``random_state`` a clusterer hands to its default autoencoder.
+
+    An int is handed on as it is, so that the pretraining is
+    ``AutoEncoder(random_state=that int)``'s (and shares its cache entry);
+    a ``RandomState`` as a copy taken before the clusterer draws its own
+    seed from it, so that ``RandomState(0)`` gives the fit of ``0``, as in
+    scikit-learn; None as a seed drawn afresh.
+    """
+    if isinstance(random_state, np.random.RandomState):
+        return copy.deepcopy(random_state)
+    if random_state is None:
+        return seed_from(None)
+    return random_state
+
+
 class TorchEstimatorMixin:
     """Validation, device, seeding, batched inference and pickling."""
 
@@ -169,6 +186,7 @@ class TorchEstimatorMixin:
             delattr(self, name)
 
     def _validate_X(self, X, reset):
+        X = from_tensor(X)
         X = validate_data(
             self,
             X,
@@ -196,10 +214,11 @@ class TorchEstimatorMixin:
     def _inference_copy(self, module):
         """A float64 copy of ``module`` in eval mode on the inference device.
 
-        Inference runs in float64 so that a row's output does not depend on
-        which other rows share its batch (sklearn's subset and sample-order
-        invariance checks; float32 matrix products are blocked differently for
-        different batch sizes).
+        Inference runs in float64 so that a row's output depends on which
+        other rows share its batch only in its last bits (about 1e-15:
+        matrix products are blocked differently for different batch sizes),
+        far inside sklearn's subset and sample-order invariance checks, where
+        float32's rounding (about 1e-7) would fail them.
         """
         device = self._inference_device()
         # move, then cast: a cast on the way off an MPS device would be done in
@@ -260,7 +279,7 @@ SHARED_RULES = {
     "precision": Options(*PRECISIONS),
     "device": DEVICE_RULE,
     "memory": CacheLocation(),
-    "random_state": Anything(),
+    "random_state": RandomState(),
     "verbose": VERBOSE_RULE,
     "autoencoder": Anything(),
 }
@@ -490,9 +509,17 @@ class BaseDeepClusterer(
         -------
         self : object
             Fitted estimator.
+
+        Raises
+        ------
+        ValueError, TypeError
+            For a bad parameter or input; ``FloatingPointError`` when the
+            training diverges. A fit that raises leaves the estimator
+            unfitted, whatever an earlier fit had learnt: nothing stale is
+            left to predict with.
         """
-        self._validate_params()
         with self._fitting():
+            self._validate_params()
             return self._fit(X, sample_weight)
 
     def _fit(self, X, sample_weight=None):
@@ -510,6 +537,12 @@ class BaseDeepClusterer(
             rows = f"n_samples={n_weighted}" if sample_weight is None else (
                 f"the number of rows with a positive sample_weight ({n_weighted})"
             )
+            vanished = 0 if weights is None else int(np.count_nonzero(sample_weight)) - n_weighted
+            if vanished:
+                rows += (
+                    f"; {vanished} more positive weights are below float32's range beside the largest "
+                    "and count as 0 (training holds weights in float32 relative to the largest)"
+                )
             raise ValueError(
                 f"n_clusters={self.n_clusters} must be <= {rows}: "
                 "there cannot be more clusters than samples."
@@ -517,8 +550,8 @@ class BaseDeepClusterer(
         self._check_method_params(X)
         self.device_ = self._resolve_device()
         check_precision_supported(self.precision, self.device_)
+        ae_state = pretraining_random_state(self.random_state)
         seed = seed_from(self.random_state)
-        ae_state = self.random_state if isinstance(self.random_state, (int, np.integer)) else seed
 
         autoencoder = self._pretrained_autoencoder(X, ae_state, sample_weight)
         self.autoencoder_ = autoencoder

@@ -126,6 +126,7 @@ def test_a_cache_written_by_other_pretraining_code_is_not_read(blobs, tmp_path, 
         ({"weight_init": "he"}, "'weight_init' parameter"),
         ({"precision": "float16"}, "'precision' parameter"),
         ({"batch_norm": True, "batch_size": 1}, "batch_norm=True needs batch_size >= 2"),
+        ({"random_state": -1}, "'random_state' parameter"),
     ],
 )
 def test_bad_parameters(blobs, params, match):

@@ -196,6 +196,17 @@ def test_same_random_state_same_labels(cls, blobs):
     np.testing.assert_allclose(first.transform(X), second.transform(X))
 
 
+def test_a_fresh_random_state_instance_fits_as_its_seed(cls, blobs):
+    # as in scikit-learn: RandomState(7) draws what 7 would (the default
+    # autoencoder's pretraining included)
+    X, _ = blobs
+    recipe = fast_autoencoder(random_state=None)  # seeded by the clusterer
+    from_int = fast(cls, n_clusters=3, autoencoder=recipe, random_state=7).fit(X)
+    from_instance = fast(cls, n_clusters=3, autoencoder=recipe, random_state=np.random.RandomState(7)).fit(X)
+    np.testing.assert_array_equal(from_int.labels_, from_instance.labels_)
+    np.testing.assert_array_equal(from_int.transform(X), from_instance.transform(X))
+
+
 def test_does_not_touch_global_rngs(cls, blobs):
     X, _ = blobs
     torch.manual_seed(123)
@@ -215,6 +226,20 @@ def test_pandas_input_sets_feature_names(cls, blobs):
     np.testing.assert_array_equal(est.feature_names_in_, frame.columns)
     np.testing.assert_array_equal(est.predict(frame), est.labels_)
     np.testing.assert_array_equal(est.labels_, fast(cls, n_clusters=3).fit(X).labels_)
+
+
+def test_torch_tensor_input(cls, blobs):
+    # np.asarray refuses a tensor that requires grad, and numpy has no bfloat16
+    X, _ = blobs
+    X32 = X.astype(np.float32)
+    tensor = torch.tensor(X32, requires_grad=True)
+    est = fast(cls, n_clusters=3).fit(tensor, sample_weight=torch.ones(len(X), requires_grad=True))
+    np.testing.assert_array_equal(est.labels_, fast(cls, n_clusters=3).fit(X32).labels_)
+    np.testing.assert_array_equal(est.predict_proba(tensor), est.predict_proba(X32))
+    widened = tensor.detach().bfloat16()
+    np.testing.assert_array_equal(est.predict_proba(widened), est.predict_proba(widened.float().numpy()))
+    with pytest.raises(TypeError, match="sparse torch tensor .* pass a scipy.sparse matrix"):
+        est.predict(tensor.detach().to_sparse())
 
 
 def test_set_output_pandas(cls, fitted):
@@ -418,6 +443,12 @@ def test_wrong_feature_count_at_predict(cls, fitted):
         ({"memory": 123}, "'memory' parameter"),
         # the bounds, not float32's range, are what it breaks
         ({"learning_rate": -1e39}, "'learning_rate' parameter .* must be a float > 0"),
+        # refused before numpy's own messages; a bool is no seed
+        ({"random_state": -1}, r"'random_state' parameter .* an int in \[0, 2\*\*32 - 1\]"),
+        ({"random_state": 2**32}, "'random_state' parameter"),
+        ({"random_state": True}, "'random_state' parameter"),
+        ({"random_state": "0"}, "'random_state' parameter"),
+        ({"random_state": np.random.default_rng(0)}, "numpy.random.Generator is not one"),
     ],
 )
 def test_bad_parameters_raise(cls, blobs, params, match):
@@ -509,11 +540,17 @@ def test_non_finite_probabilities_after_fit_raise(cls, blobs, monkeypatch):
         est.predict(X)
 
 
-def test_a_refit_that_fails_validation_leaves_the_estimator_unfitted(cls, blobs):
+def test_a_refit_refused_for_its_input_or_parameters_leaves_the_estimator_unfitted(cls, blobs):
     X, _ = blobs
     est = fast(cls, n_clusters=3).fit(X)
     with pytest.raises(ValueError, match="n_clusters=3 must be <= n_samples=2"):
         est.fit(X[:2])
+    with pytest.raises(NotFittedError):
+        est.predict(X)
+    # a refused parameter too: no fit is left that the parameters no longer describe
+    est.fit(X)
+    with pytest.raises(ValueError, match="'batch_size' parameter"):
+        est.set_params(batch_size=0).fit(X)
     with pytest.raises(NotFittedError):
         est.predict(X)
 

@@ -149,7 +149,9 @@ def test_heavy_rows_do_not_make_the_default_pretraining_diverge():
 
 @pytest.mark.parametrize("cls", CLUSTERERS, ids=lambda c: c.__name__)
 @pytest.mark.parametrize(
-    "uniform", [np.ones, lambda n: [3] * n, lambda n: np.full(n, 0.1), lambda n: 2.5], ids=["ones", "list-of-3", "0.1", "scalar"]
+    "uniform",
+    [np.ones, lambda n: [3] * n, lambda n: np.full(n, 0.1), lambda n: 2.5, lambda n: np.diff(np.linspace(0, 1, n + 1)) * n],
+    ids=["ones", "list-of-3", "0.1", "scalar", "equal-up-to-rounding"],
 )
 def test_uniform_weights_give_exactly_the_unweighted_fit(cls, uniform, blobs):
     X, _ = blobs
@@ -193,7 +195,8 @@ def test_weights_reach_the_fit(cls, separated):
         (  # weights that training's float32 holds as 0 beside the others count as 0
             lambda n: np.r_[np.ones(2), np.full(n - 2, 1e-50)],
             ValueError,
-            r"n_clusters=3 must be <= the number of rows with a positive sample_weight \(2\)",
+            r"n_clusters=3 must be <= the number of rows with a positive sample_weight \(2\); "
+            r"\d+ more positive weights are below float32's range beside the largest and count as 0",
         ),
     ],
     ids=[
@@ -224,6 +227,9 @@ def test_the_callers_weights_are_not_changed():
 def test_training_weights_have_mean_one_and_uniform_ones_are_none():
     np.testing.assert_allclose(training_weights(np.array([1.0, 2.0, 3.0])), [0.5, 1.0, 1.5])
     assert training_weights(np.full(4, 7.0)) is None
+    # equal up to rounding (diff of a linspace: 1 +- 1e-14): still the unweighted fit
+    assert training_weights(np.diff(np.linspace(0, 1, 121)) * 120) is None
+    assert training_weights(np.array([1.0, 1.0 + 1e-6])) is not None
     assert training_weights(None) is None
     # huge finite weights: their plain mean overflows
     np.testing.assert_allclose(training_weights(np.array([1e308, 1.5e308, 0.5e308])), [1.0, 1.5, 0.5])

@@ -10,6 +10,25 @@ import torch
 MAX_CHUNK_ENTRIES = 2**24
 
 
+def from_tensor(array, name="X"):
+    """A torch tensor as numpy, for scikit-learn's validation; anything else
+    as it is.
+
+    ``np.asarray`` refuses a tensor that requires grad or lives on a GPU,
+    and numpy has no bfloat16: the tensor is detached, copied to the CPU,
+    and bfloat16 widened to float32 (exactly).
+    """
+    if not isinstance(array, torch.Tensor):
+        return array
+    if array.layout != torch.strided:
+        raise TypeError(
+            f"{name} is a sparse torch tensor ({array.layout}); pass a scipy.sparse matrix "
+            "(e.g. scipy.sparse.csr_matrix) or a dense tensor."
+        )
+    array = array.detach().cpu()
+    return (array.float() if array.dtype == torch.bfloat16 else array).numpy()
+
+
 def as_stored(X):
     """``X`` as training stores it: float32, a dense array C-ordered, a
     sparse matrix as canonical CSR (duplicates summed, explicit zeros

@@ -194,6 +194,26 @@ class CacheLocation(Rule):
         return value is None or isinstance(value, (str, os.PathLike)) or hasattr(value, "cache")
 
 
+class RandomState(Rule):
+    """What scikit-learn's ``check_random_state`` takes as a seed, checked
+    when the estimator is fitted rather than when numpy first draws."""
+
+    description = "None, an int in [0, 2**32 - 1] or a numpy.random.RandomState instance"
+
+    def accepts(self, value):
+        if value is None or isinstance(value, np.random.RandomState):
+            return True
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+            return False
+        return 0 <= value <= 2**32 - 1
+
+    def problem(self, value):
+        problem = super().problem(value)
+        if isinstance(value, np.random.Generator):
+            problem += " (a numpy.random.Generator is not one: pass an int drawn from it, or a RandomState)"
+        return problem
+
+
 class Anything(Rule):
     description = "anything"
 

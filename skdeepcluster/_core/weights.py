@@ -15,6 +15,8 @@ import numbers
 import numpy as np
 import torch
 
+from .data import from_tensor
+
 
 def check_sample_weight(sample_weight, n_samples):
     """Validate ``sample_weight`` for ``n_samples`` rows.
@@ -40,7 +42,7 @@ def check_sample_weight(sample_weight, n_samples):
         return None
     if isinstance(sample_weight, numbers.Real) and not isinstance(sample_weight, (bool, np.bool_)):
         sample_weight = np.full(n_samples, sample_weight)  # as sklearn's KMeans: one weight for every row
-    weights = np.asarray(sample_weight)
+    weights = np.asarray(from_tensor(sample_weight, "sample_weight"))
     if weights.dtype == bool or weights.dtype.kind not in "iuf":
         raise TypeError(f"sample_weight must hold real numbers; got dtype {weights.dtype}.")
     if weights.shape != (n_samples,):
@@ -60,12 +62,16 @@ def check_sample_weight(sample_weight, n_samples):
 
 def training_weights(weights):
     """Checked ``weights`` as training uses them: scaled to mean 1, or
-    ``None`` when none were given or all are equal (the unweighted fit is
-    then exactly the same fit)."""
-    if weights is None or (weights == weights[0]).all():
+    ``None`` when none were given or all are equal in float32, the precision
+    training holds them in (the unweighted fit is then exactly the same fit;
+    weights equal up to rounding, normalised or computed, do not switch
+    training to weighted draws)."""
+    if weights is None:
         return None
     weights = weights / weights.max()  # first: the mean of huge finite weights overflows
-    return weights / weights.mean()
+    weights = weights / weights.mean()
+    as_float32 = weights.astype(np.float32)
+    return None if (as_float32 == as_float32[0]).all() else weights
 
 
 def weighted_draws(weights, n_draws, generator, cumulative=None):
