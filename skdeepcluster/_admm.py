@@ -153,7 +153,8 @@ class ADMMCluster(BaseDeepClusterer):
         or ``"cuda:N"``. ``"mps"`` is refused: ``Y``, ``U`` and the
         clustering model are kept in float64, which MPS lacks.
     memory : None, str, os.PathLike or joblib.Memory, default=None
-        Caches the pretraining.
+        Caches the pretraining, keyed on its seed: read back only with a
+        fixed ``random_state`` (``None`` draws a new seed every fit, and warns).
     random_state : int, RandomState instance or None, default=None
     verbose : int or bool, default=0
     autoencoder : AutoEncoder or None, default=None

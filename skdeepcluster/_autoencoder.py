@@ -15,14 +15,22 @@ from ._core.autoencoder import (
     masking_noise,
     reconstruction_loss,
 )
-from ._core.cache import cached_call, caches
+from ._core.cache import cached_call, caches, note_computation
 from ._core.data import DeviceData, as_stored
 from ._core.device import PRECISIONS, as_current_device, check_precision_supported, forward_in_precision, seeded
 from ._core.params import LAYER_WIDTH, Anything, CacheLocation, Integer, LayerSizes, Options, RandomState, Real, layer_sizes
 from ._core.progress import Progress
 from ._core.training import DIVERGED_ADVICE, train
 from ._core.weights import check_sample_weight, training_weights
-from .base import DEVICE_RULE, VERBOSE_RULE, TorchEstimatorMixin, check_float32_range, check_unit_interval, seed_from
+from .base import (
+    DEVICE_RULE,
+    VERBOSE_RULE,
+    TorchEstimatorMixin,
+    check_float32_range,
+    check_unit_interval,
+    seed_from,
+    warn_at_caller,
+)
 
 #: Learning rate used when ``learning_rate=None``, per optimizer.
 DEFAULT_LEARNING_RATES = {"sgd": 1.0, "adam": 1e-3}
@@ -79,6 +87,7 @@ def _train_autoencoder(X, config, seed, device_type, verbose, revision, sample_w
     training weights (mean 1; each epoch draws its rows in proportion to
     them) or None. Returns the CPU ``state_dict`` and the per-epoch history.
     """
+    note_computation()  # for from_cache_: this call trains, it does not read the cache
     device = torch.device(device_type)
     with seeded(seed):
         module = _network(X.shape[1], config)
@@ -186,7 +195,8 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         Cache of the trained weights, keyed on the data, the settings, the
         seed and the revision of the pretraining code: a second fit with the
         same arguments reads them back; weights cached by a version whose
-        pretraining differs are not.
+        pretraining differs are not. ``random_state=None`` draws a new seed
+        every fit, so nothing is read back (a warning says so).
     random_state : int, RandomState instance or None, default=None
     verbose : int or bool, default=0
         Progress bar on standard error when > 0.
@@ -416,6 +426,13 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
             check_unit_interval(X, "loss='bce'", "use loss='mse'")
         self.device_ = self._resolve_device()
         check_precision_supported(self.precision, self.device_)
+        if self.random_state is None and caches(self.memory):
+            warn_at_caller(
+                f"memory={self.memory!r} caches the pretraining under its random seed, but "
+                "random_state=None draws a new seed at every fit: no pretraining is ever read back, and "
+                "each fit adds a cache entry. Set random_state to an int to reuse pretrainings.",
+                UserWarning,
+            )
         seed = seed_from(self.random_state)
         config = self._config()
         with as_current_device(self.device_), self._recipe_named_on_divergence():

@@ -345,7 +345,9 @@ class DAMIC(BaseDeepClusterer):
         ``"auto"`` (CUDA when present, else the CPU), ``"cpu"``, ``"cuda"``,
         ``"cuda:N"`` or ``"mps"`` (untested; see the README).
     memory : None, str, os.PathLike or joblib.Memory, default=None
-        Caches the pre-training of the single autoencoder.
+        Caches the pre-training of the single autoencoder, keyed on its
+        seed: read back only with a fixed ``random_state`` (``None`` draws a
+        new seed every fit, and warns).
     random_state : int, RandomState instance or None, default=None
     verbose : int or bool, default=0
         Progress bars on standard error for each phase when > 0.
@@ -800,7 +802,8 @@ class DAMIC(BaseDeepClusterer):
             epoch = step // self._fit_state["n_batches"]
             warn_at_caller(
                 f"DAMIC: autoencoder(s) {lost} lost all their points before joint-training "
-                f"epoch {epoch} (see history_[...]['n_clusters_used']).",
+                f"epoch {epoch} (see history_[...]['n_clusters_used']). An autoencoder may win points "
+                "back later: n_active_clusters_ counts those that own points at the end.",
                 ConvergenceWarning,
             )
         self._fit_state["owned"] = owned

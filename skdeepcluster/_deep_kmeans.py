@@ -109,7 +109,8 @@ class DeepKMeans(BaseDeepClusterer):
         ``"auto"`` (CUDA when present, else the CPU), ``"cpu"``, ``"cuda"``,
         ``"cuda:N"`` or ``"mps"`` (untested; see the README).
     memory : None, str, os.PathLike or joblib.Memory, default=None
-        Caches the pretraining.
+        Caches the pretraining, keyed on its seed: read back only with a
+        fixed ``random_state`` (``None`` draws a new seed every fit, and warns).
     random_state : int, RandomState instance or None, default=None
     verbose : int or bool, default=0
     autoencoder : AutoEncoder or None, default=None

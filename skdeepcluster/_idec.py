@@ -121,8 +121,9 @@ class IDEC(BaseDeepClusterer):
         or ``"cuda:N"``. ``"mps"`` is refused: the target distribution is
         computed in float64, which MPS lacks.
     memory : None, str, os.PathLike or joblib.Memory, default=None
-        Caches the pretraining, so that refits (e.g. a search over ``gamma``)
-        pretrain once.
+        Caches the pretraining, so that refits with a fixed ``random_state``
+        (e.g. a search over ``gamma``) pretrain once; ``None`` draws a new
+        seed every fit, and warns.
     random_state : int, RandomState instance or None, default=None
         Seeds pretraining, k-means, batch order; the same value on the same
         device gives the same labels.
@@ -392,7 +393,8 @@ class DEC(IDEC):
     device : str or torch.device, default="auto"
         As for :class:`IDEC`; ``"mps"`` is refused.
     memory : None, str, os.PathLike or joblib.Memory, default=None
-        Caches the pretraining.
+        Caches the pretraining, keyed on its seed: read back only with a
+        fixed ``random_state`` (``None`` draws a new seed every fit, and warns).
     random_state : int, RandomState instance or None, default=None
     verbose : int or bool, default=0
     autoencoder : AutoEncoder or None, default=None

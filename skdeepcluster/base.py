@@ -18,6 +18,7 @@ import warnings
 
 import numpy as np
 import scipy.sparse as sp
+import sklearn
 import torch
 from sklearn.base import BaseEstimator, clone, ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin
 from sklearn.cluster import KMeans
@@ -109,18 +110,28 @@ def check_unit_interval(X, needed_by, otherwise):
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_SKLEARN_DIR = os.path.dirname(os.path.abspath(sklearn.__file__))
 
 
 def warn_at_caller(message, category):
-    """``warnings.warn`` attributed to the first frame outside this package.
+    """``warnings.warn`` attributed to the user's line.
 
-    The user's ``fit`` line, however deep in training the warning arises
-    (what Python 3.12's ``skip_file_prefixes`` does).
+    The first frame outside this package and scikit-learn: the user's
+    ``fit`` line, however deep in training the warning arises, and through
+    a ``Pipeline`` or a search (what Python 3.12's ``skip_file_prefixes``
+    does). Where no such frame exists (a search's worker process), the
+    first frame outside this package.
     """
     frame, stacklevel = sys._getframe(0), 1
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR + os.sep):
+    outside_package = None
+    while frame is not None:
+        path = os.path.abspath(frame.f_code.co_filename)
+        if not path.startswith(_PACKAGE_DIR + os.sep):
+            outside_package = outside_package or stacklevel
+            if not path.startswith(_SKLEARN_DIR + os.sep):
+                break
         frame, stacklevel = frame.f_back, stacklevel + 1
-    warnings.warn(message, category, stacklevel=stacklevel)
+    warnings.warn(message, category, stacklevel=stacklevel if frame is not None else (outside_package or 1))
 
 
 def seed_from(random_state):
@@ -135,12 +146,11 @@ def pretraining_random_state(random_state):
     ``AutoEncoder(random_state=that int)``'s (and shares its cache entry);
     a ``RandomState`` as a copy taken before the clusterer draws its own
     seed from it, so that ``RandomState(0)`` gives the fit of ``0``, as in
-    scikit-learn; None as a seed drawn afresh.
+    scikit-learn; None as None (the autoencoder draws its own seed, and
+    warns where ``memory`` could then never be read back).
     """
     if isinstance(random_state, np.random.RandomState):
         return copy.deepcopy(random_state)
-    if random_state is None:
-        return seed_from(None)
     return random_state
 
 
@@ -661,6 +671,7 @@ class BaseDeepClusterer(
                     f"The given autoencoder was fitted on {given.n_features_in_} "
                     f"features but X has {X.shape[1]}."
                 )
+            self._check_autoencoder_feature_names(given)
             return given
         if frozen:
             raise ValueError("autoencoder=FrozenEstimator(...) must wrap a fitted AutoEncoder; this one is not fitted.")
@@ -672,6 +683,27 @@ class BaseDeepClusterer(
         if autoencoder.memory is None:
             autoencoder.set_params(memory=self.memory)
         return self._fit_autoencoder(autoencoder, X, sample_weight)
+
+    def _check_autoencoder_feature_names(self, fitted):
+        """X's columns (``feature_names_in_``, set from X by this fit) must
+        be those the given autoencoder was fitted on, as its ``transform``
+        would demand: reordered or renamed columns would be encoded as the
+        wrong features."""
+        theirs, ours = getattr(fitted, "feature_names_in_", None), getattr(self, "feature_names_in_", None)
+        if theirs is not None and ours is not None:
+            if not np.array_equal(theirs, ours):
+                first = int(np.flatnonzero(np.asarray(theirs) != np.asarray(ours))[0])
+                raise ValueError(
+                    "X's feature names must be those the given autoencoder was fitted on, in the same "
+                    f"order; column {first} is {ours[first]!r} in X but was {theirs[first]!r} there."
+                )
+        elif theirs is not None or ours is not None:
+            fitted_with, x_has = ("with", "no") if theirs is not None else ("without", "")
+            warn_at_caller(
+                f"X has {x_has or 'valid'} feature names, but the given autoencoder was fitted {fitted_with} "
+                "feature names: its columns are taken to be X's, in order.",
+                UserWarning,
+            )
 
     def _warn_if_recipe_ignored(self, given):
         """``hidden_dims``, ``embedding_dim`` and ``pretrain_epochs`` shape

@@ -163,8 +163,9 @@ class FitAllScoreLabelled:
         ------
         ValueError
             If ``y`` is missing, has no labelled row or not one label per
-            row of ``X``, or holds the marker as a string while
-            ``unlabelled`` is a number.
+            row of ``X``, holds the marker as a string while ``unlabelled``
+            is a number, or has no row marked ``unlabelled`` but holds
+            NaN, None, NA or empty strings (another marker, it seems).
         """
         if y is None:
             raise ValueError(f"FitAllScoreLabelled needs y, with {self.unlabelled!r} on unlabelled rows.")
@@ -179,6 +180,20 @@ class FitAllScoreLabelled:
                 raise ValueError(
                     f"y holds the string {str(marker)!r} but unlabelled={marker!r} is not a string, so no row "
                     f"counts as unlabelled; pass FitAllScoreLabelled(unlabelled={str(marker)!r})."
+                )
+        if not unlabelled.any():
+            # other markers than the one named: scored as labels, every
+            # candidate's score would be NaN (missing values) or count the
+            # marker as a class (an empty string)
+            if _missing(y).any():
+                raise ValueError(
+                    f"y holds NaN, None or NA but unlabelled={marker!r}, so those rows would be scored as "
+                    "labels; pass FitAllScoreLabelled(unlabelled=np.nan) if they mark unlabelled rows."
+                )
+            if y.dtype.kind in "OUS" and np.any(np.asarray(y, dtype=str) == ""):
+                raise ValueError(
+                    f"y holds empty strings but unlabelled={marker!r}, so they would be scored as a class; "
+                    "pass FitAllScoreLabelled(unlabelled='') if they mark unlabelled rows."
                 )
         labelled = np.flatnonzero(~unlabelled)
         if labelled.size == 0:

@@ -84,6 +84,34 @@ def test_cache_hit_skips_training(blobs, tmp_path, capsys):
     assert other_seed.from_cache_ is False
 
 
+def test_from_cache_says_whether_the_pretraining_ran(blobs, tmp_path):
+    """Not joblib's check_call_in_cache, which misreads two cases."""
+    import glob
+    import os
+
+    import joblib.memory
+
+    X, _ = blobs
+    joblib.memory._FUNCTION_HASHES.clear()  # so that this process writes the code file here
+    first = fast_autoencoder(memory=str(tmp_path)).fit(X)
+    # An entry whose function code file is missing, as a joblib worker that
+    # wrote the function's code to another cache before leaves it (joblib
+    # remembers per process which functions it wrote): the entry is read.
+    (code_file,) = glob.glob(str(tmp_path / "**" / "func_code.py"), recursive=True)
+    os.remove(code_file)
+    joblib.memory._FUNCTION_HASHES.clear()  # as in a process that has not written it
+    read = fast_autoencoder(memory=str(tmp_path)).fit(X)
+    assert read.from_cache_ is True
+    np.testing.assert_array_equal(read.transform(X), first.transform(X))
+    # a corrupt entry: joblib logs the unpickling error and trains again
+    (output,) = glob.glob(str(tmp_path / "**" / "output.pkl"), recursive=True)
+    with open(output, "wb") as handle:
+        handle.write(b"not a pickle")
+    retrained = fast_autoencoder(memory=str(tmp_path)).fit(X)
+    assert retrained.from_cache_ is False
+    np.testing.assert_array_equal(retrained.transform(X), first.transform(X))
+
+
 def test_inputs_that_train_alike_share_a_cache_entry(blobs, tmp_path):
     """The key is the data as training stores it (float32; sparse as
     canonical CSR), not the form it was passed in."""

@@ -2,6 +2,7 @@
 
 import pickle
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from sklearn.base import clone
 from torch.overrides import TorchFunctionMode
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import MinMaxScaler
+from sklearn.preprocessing import FunctionTransformer, MinMaxScaler
 
 from conftest import CLUSTERERS, CUDA, Untouchable, fast, fast_autoencoder, needs_bfloat16, undocumented_attributes
 
@@ -296,6 +297,19 @@ def test_default_pretraining_path_is_cached(cls, blobs, tmp_path):
     assert fast(cls, **kwargs).fit(X).autoencoder_.from_cache_ is True
 
 
+def test_an_unseeded_cached_pretraining_warns(cls, blobs, tmp_path):
+    # random_state=None draws a new seed, hence a new cache key, every fit
+    X, _ = blobs
+    X = MinMaxScaler().fit_transform(X)
+    kwargs = dict(n_clusters=3, autoencoder=None, pretrain_epochs=2, max_epochs=1, memory=str(tmp_path))
+    with pytest.warns(UserWarning, match="random_state=None draws a new seed at every fit: no pretraining is ever read"):
+        fast(cls, **kwargs, random_state=None).fit(X)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*random_state=None draws")
+        fast(cls, **kwargs, random_state=0).fit(X)
+        fast(cls, **kwargs, random_state=np.random.RandomState(0)).fit(X)
+
+
 def test_starts_from_a_fitted_autoencoder(cls, blobs):
     X, _ = blobs
     ae = fast_autoencoder().fit(X)
@@ -304,6 +318,25 @@ def test_starts_from_a_fitted_autoencoder(cls, blobs):
     assert est.autoencoder_ is ae
     for key, value in ae.module_.state_dict().items():  # the given one is not trained further
         torch.testing.assert_close(value, before[key])
+
+
+def test_a_fitted_autoencoder_needs_xs_feature_names(cls, blobs):
+    # as its own transform would: reordered columns are other features
+    from sklearn.frozen import FrozenEstimator
+
+    pd = pytest.importorskip("pandas")
+    X, _ = blobs
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    ae = fast_autoencoder().fit(frame)
+    fast(cls, n_clusters=3, autoencoder=ae).fit(frame)
+    reordered = frame[frame.columns[::-1]]
+    for given in (ae, FrozenEstimator(ae)):
+        with pytest.raises(ValueError, match=r"column 0 is 'f\d+' in X but was 'f0' there"):
+            fast(cls, n_clusters=3, autoencoder=given).fit(reordered)
+    with pytest.warns(UserWarning, match="X has no feature names, but the given autoencoder was fitted with"):
+        fast(cls, n_clusters=3, autoencoder=ae).fit(X)
+    with pytest.warns(UserWarning, match="X has valid feature names, but the given autoencoder was fitted without"):
+        fast(cls, n_clusters=3, autoencoder=fast_autoencoder().fit(X)).fit(frame)
 
 
 def test_a_frozen_fitted_autoencoder_survives_clone_and_search(cls, blobs):
@@ -403,14 +436,17 @@ def test_empty_cluster_warning_names_only_real_parameters(cls, fitted):
         assert name in est.get_params(), f"{advice!r} names {name!r}, which {cls.__name__} does not have"
 
 
-@pytest.mark.parametrize("entry", ["fit", "fit_predict"])
+@pytest.mark.parametrize("entry", ["fit", "fit_predict", "pipeline"])
 def test_empty_cluster_warning_points_at_the_callers_line(cls, blobs, entry):
     X, _ = blobs
     est = fast(cls, n_clusters=3, max_epochs=1)
     # every row to cluster 0, in training checkpoints and in the final labels
     est._hard_assign = lambda module, x: torch.zeros(x.shape[0], dtype=torch.int64, device=x.device)
     with pytest.warns(ConvergenceWarning, match="2 of 3 clusters are empty after fit") as record:
-        getattr(est, entry)(X)
+        if entry == "pipeline":  # the user's line, not scikit-learn's inside the pipeline
+            make_pipeline(FunctionTransformer(), est).fit(X)
+        else:
+            getattr(est, entry)(X)
     (warning,) = [w for w in record if "empty after fit" in str(w.message)]
     assert warning.filename == __file__
 

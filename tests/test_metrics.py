@@ -119,6 +119,25 @@ def test_a_string_marker_with_a_numeric_unlabelled_is_refused():
 
 
 @pytest.mark.parametrize(
+    "y, match",
+    [
+        (np.array([0.0, np.nan, 1.0]), r"y holds NaN, None or NA but unlabelled=-1, .*unlabelled=np.nan"),
+        (np.array(["a", None, "b"], dtype=object), "y holds NaN, None or NA"),
+        (np.array(["a", "", "b"]), r"y holds empty strings but unlabelled=-1, .*unlabelled=''"),
+    ],
+    ids=["nan", "none", "empty-string"],
+)
+def test_another_marker_than_unlabelled_is_refused(y, match):
+    """Scored as labels, they would give every candidate a NaN score, or
+    count the marker as a class."""
+    with pytest.raises(ValueError, match=match):
+        list(FitAllScoreLabelled().split(None, y))
+    # the marker named, or one row holding the named marker: no complaint
+    ((_, score),) = list(FitAllScoreLabelled(unlabelled=np.nan if y.dtype.kind != "U" else "").split(None, y))
+    np.testing.assert_array_equal(score, [0, 2])
+
+
+@pytest.mark.parametrize(
     "y",
     [
         np.array([0.0, 1.0, np.nan, 1.0]),

@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import threading
 
 import joblib
 from sklearn.utils.validation import check_memory
@@ -10,6 +11,19 @@ try:  # POSIX only; elsewhere concurrent workers may both pretrain
     import fcntl
 except ImportError:  # pragma: no cover
     fcntl = None
+
+
+_computations = threading.local()
+
+
+def note_computation():
+    """Called by a function that :func:`cached_call` runs, as it runs: the
+    result is then known to be computed rather than read from the cache."""
+    _computations.count = _computation_count() + 1
+
+
+def _computation_count():
+    return getattr(_computations, "count", 0)
 
 
 def _open_lock_file(path):
@@ -69,7 +83,8 @@ def cached_call(memory, func, ignore=(), **kwargs):
     memory : None, str, os.PathLike or joblib.Memory
         As sklearn's ``Pipeline(memory=...)``: ``None`` disables caching.
     func : callable
-        A module-level function (joblib keys the cache on its code).
+        A module-level function (joblib keys the cache on its code) that
+        calls :func:`note_computation` when it runs.
     ignore : sequence of str
         Arguments that do not change the result (``verbose``): not part of
         the cache key.
@@ -79,7 +94,12 @@ def cached_call(memory, func, ignore=(), **kwargs):
     result : object
         ``func(**kwargs)``.
     from_cache : bool
-        True when the result was read from the cache.
+        True when the result was read from the cache: when ``func`` did not
+        run. joblib's ``check_call_in_cache`` can answer either way wrongly:
+        a worker process that has written a function's code to one cache
+        does not write it to another, and the parent then finds an entry
+        without it, which it counts as missing (and reads all the same); a
+        corrupt entry counts as present, and is recomputed.
     """
     memory = _as_memory(memory)
     if getattr(memory, "location", None) is None:
@@ -88,6 +108,11 @@ def cached_call(memory, func, ignore=(), **kwargs):
     keyed = {k: v for k, v in kwargs.items() if k not in ignore}
     key = joblib.hash((func.__module__, func.__qualname__, keyed))
     lock_path = os.path.join(str(memory.location), "skdeepcluster-locks", key)
+    runs = _computation_count()
     with _file_lock(lock_path):
-        from_cache = cached.check_call_in_cache(**kwargs)
-        return cached(**kwargs), from_cache
+        # Where a joblib worker stored the entry without the function's code
+        # file, this check writes that file (answering False), and the call
+        # below then reads the entry instead of recomputing it.
+        cached.check_call_in_cache(**kwargs)
+        result = cached(**kwargs)
+    return result, _computation_count() == runs
