@@ -16,7 +16,7 @@ from ._core.autoencoder import (
     reconstruction_loss,
 )
 from ._core.cache import cached_call, caches, note_computation
-from ._core.data import DeviceData, as_stored
+from ._core.data import DeviceData, as_stored, from_tensor
 from ._core.device import PRECISIONS, as_current_device, check_precision_supported, forward_in_precision, seeded
 from ._core.params import LAYER_WIDTH, Anything, CacheLocation, Integer, LayerSizes, Options, RandomState, Real, layer_sizes
 from ._core.progress import Progress
@@ -53,7 +53,12 @@ def effective_learning_rate(optimizer, learning_rate):
 #: arguments and on the source of ``_train_autoencoder`` alone, so a change
 #: in what that function calls (the loss, the training loop, the network's
 #: initialisation) would let a cache written by earlier code be read back.
-#: Increase it with any change that alters a pretraining's weights.
+#: Increase it with any change that alters a pretraining's weights. An edit
+#: of ``_train_autoencoder``'s own source, even one that leaves the weights
+#: as they were (a comment; the ``note_computation`` call), needs no new
+#: revision: joblib then clears that function's whole cache once by itself
+#: (two installed versions that differ there, sharing one cache, clear
+#: each other's entries).
 #: 1: the code before it was keyed (up to commit b946795, unkeyed);
 #: 2: keyed, after the binary cross-entropy was written out (56d7ac6);
 #: 3: the output activation on float32 input, which changes bfloat16
@@ -504,7 +509,7 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         check_is_fitted(self)
         from sklearn.utils import check_array
 
-        Z = check_array(Z, dtype=(np.float64, np.float32))
+        Z = check_array(from_tensor(Z, "Z"), dtype=(np.float64, np.float32))
         if Z.shape[1] != self._n_features_out:
             raise ValueError(
                 f"Z has {Z.shape[1]} columns but this AutoEncoder's embedding "

@@ -16,6 +16,7 @@ import os
 import sys
 import warnings
 
+import joblib
 import numpy as np
 import scipy.sparse as sp
 import sklearn
@@ -110,17 +111,21 @@ def check_unit_interval(X, needed_by, otherwise):
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-_SKLEARN_DIR = os.path.dirname(os.path.abspath(sklearn.__file__))
+#: Libraries whose frames stand between the user's line and our fit: a
+#: Pipeline's or a search's (scikit-learn calls through joblib).
+_CALLER_SKIPS = tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep for m in (sklearn, joblib))
 
 
 def warn_at_caller(message, category):
     """``warnings.warn`` attributed to the user's line.
 
-    The first frame outside this package and scikit-learn: the user's
-    ``fit`` line, however deep in training the warning arises, and through
-    a ``Pipeline`` or a search (what Python 3.12's ``skip_file_prefixes``
-    does). Where no such frame exists (a search's worker process), the
-    first frame outside this package.
+    The first frame outside this package, scikit-learn and joblib: the
+    user's ``fit`` line, however deep in training the warning arises, also
+    through a ``Pipeline`` or a search run in the caller's process (what
+    Python 3.12's ``skip_file_prefixes`` does). A search's worker thread or
+    process has no line of the user's: the first frame outside those
+    libraries is whatever started the worker (``threading``, say), or,
+    where none is, the first outside this package.
     """
     frame, stacklevel = sys._getframe(0), 1
     outside_package = None
@@ -128,7 +133,7 @@ def warn_at_caller(message, category):
         path = os.path.abspath(frame.f_code.co_filename)
         if not path.startswith(_PACKAGE_DIR + os.sep):
             outside_package = outside_package or stacklevel
-            if not path.startswith(_SKLEARN_DIR + os.sep):
+            if not path.startswith(_CALLER_SKIPS):
                 break
         frame, stacklevel = frame.f_back, stacklevel + 1
     warnings.warn(message, category, stacklevel=stacklevel if frame is not None else (outside_package or 1))

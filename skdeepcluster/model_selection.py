@@ -164,16 +164,26 @@ class FitAllScoreLabelled:
         ValueError
             If ``y`` is missing, has no labelled row or not one label per
             row of ``X``, holds the marker as a string while ``unlabelled``
-            is a number, or has no row marked ``unlabelled`` but holds
-            NaN, None, NA or empty strings (another marker, it seems).
+            is a number, holds NaN, None or NA while ``unlabelled`` is not
+            NaN, or has no row marked ``unlabelled`` but holds empty
+            strings (another marker, it seems).
         """
         if y is None:
             raise ValueError(f"FitAllScoreLabelled needs y, with {self.unlabelled!r} on unlabelled rows.")
         y = column_or_1d(y)
         if X is not None:
             check_consistent_length(X, y)
-        unlabelled = self._is_unlabelled(y)
         marker = self.unlabelled
+        missing = _missing(y)
+        marker_is_nan = isinstance(marker, (float, np.floating)) and np.isnan(marker)
+        if missing.any() and not marker_is_nan:
+            # scored as labels, they would make every candidate's score NaN
+            raise ValueError(
+                f"y holds NaN, None or NA but unlabelled={marker!r}, so those rows would be scored as "
+                "labels; pass FitAllScoreLabelled(unlabelled=np.nan) if they mark unlabelled rows."
+            )
+        # NaN equals nothing: with a NaN marker, NaN, None and NA mark the rows
+        unlabelled = missing if marker_is_nan else np.asarray(y == marker, dtype=bool)
         if not unlabelled.any() and not isinstance(marker, str) and y.dtype.kind in "OUS":
             # -1 never equals "-1": every row would be scored, the marker a class
             if np.any(np.asarray(y, dtype=str) == str(marker)):
@@ -181,20 +191,12 @@ class FitAllScoreLabelled:
                     f"y holds the string {str(marker)!r} but unlabelled={marker!r} is not a string, so no row "
                     f"counts as unlabelled; pass FitAllScoreLabelled(unlabelled={str(marker)!r})."
                 )
-        if not unlabelled.any():
-            # other markers than the one named: scored as labels, every
-            # candidate's score would be NaN (missing values) or count the
-            # marker as a class (an empty string)
-            if _missing(y).any():
-                raise ValueError(
-                    f"y holds NaN, None or NA but unlabelled={marker!r}, so those rows would be scored as "
-                    "labels; pass FitAllScoreLabelled(unlabelled=np.nan) if they mark unlabelled rows."
-                )
-            if y.dtype.kind in "OUS" and np.any(np.asarray(y, dtype=str) == ""):
-                raise ValueError(
-                    f"y holds empty strings but unlabelled={marker!r}, so they would be scored as a class; "
-                    "pass FitAllScoreLabelled(unlabelled='') if they mark unlabelled rows."
-                )
+        if not unlabelled.any() and y.dtype.kind in "OU" and any(isinstance(v, str) and v == "" for v in y):
+            # another marker, it seems, which would be scored as a class
+            raise ValueError(
+                f"y holds empty strings but unlabelled={marker!r}, so they would be scored as a class; "
+                "pass FitAllScoreLabelled(unlabelled='') if they mark unlabelled rows."
+            )
         labelled = np.flatnonzero(~unlabelled)
         if labelled.size == 0:
             raise ValueError(
@@ -202,12 +204,6 @@ class FitAllScoreLabelled:
                 "there is nothing to score on."
             )
         yield np.arange(y.shape[0]), labelled
-
-    def _is_unlabelled(self, y):
-        marker = self.unlabelled
-        if isinstance(marker, (float, np.floating)) and np.isnan(marker):
-            return _missing(y)  # NaN equals nothing; None and NA count as missing too
-        return y == marker
 
     def __repr__(self):
         return f"FitAllScoreLabelled(unlabelled={self.unlabelled!r})"

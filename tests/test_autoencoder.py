@@ -143,6 +143,13 @@ def test_a_cache_written_by_other_pretraining_code_is_not_read(blobs, tmp_path, 
     assert fast_autoencoder(memory=str(tmp_path)).fit(X).from_cache_ is True
 
 
+def test_inverse_transform_takes_a_tensor(blobs):
+    X, _ = blobs
+    ae = fast_autoencoder().fit(X)
+    Z = ae.transform(X)
+    np.testing.assert_array_equal(ae.inverse_transform(torch.tensor(Z, requires_grad=True)), ae.inverse_transform(Z))
+
+
 @pytest.mark.parametrize(
     "params, match",
     [

@@ -239,6 +239,11 @@ def test_torch_tensor_input(cls, blobs):
     np.testing.assert_array_equal(est.predict_proba(tensor), est.predict_proba(X32))
     widened = tensor.detach().bfloat16()
     np.testing.assert_array_equal(est.predict_proba(widened), est.predict_proba(widened.float().numpy()))
+    # a lazily negated view has no numpy form until resolved
+    negated = torch._neg_view(-torch.tensor(X32))
+    np.testing.assert_array_equal(est.predict_proba(negated), est.predict_proba(X32))
+    # a 0-d tensor weighs every row alike, as a float does
+    np.testing.assert_array_equal(fast(cls, n_clusters=3).fit(X32, sample_weight=torch.tensor(2.5)).labels_, est.labels_)
     with pytest.raises(TypeError, match="sparse torch tensor .* pass a scipy.sparse matrix"):
         est.predict(tensor.detach().to_sparse())
 
@@ -436,19 +441,25 @@ def test_empty_cluster_warning_names_only_real_parameters(cls, fitted):
         assert name in est.get_params(), f"{advice!r} names {name!r}, which {cls.__name__} does not have"
 
 
-@pytest.mark.parametrize("entry", ["fit", "fit_predict", "pipeline"])
-def test_empty_cluster_warning_points_at_the_callers_line(cls, blobs, entry):
+@pytest.mark.parametrize("entry", ["fit", "fit_predict", "pipeline", "search"])
+def test_empty_cluster_warning_points_at_the_callers_line(cls, blobs, entry, monkeypatch):
+    from sklearn.model_selection import GridSearchCV
+
     X, _ = blobs
     est = fast(cls, n_clusters=3, max_epochs=1)
     # every row to cluster 0, in training checkpoints and in the final labels
-    est._hard_assign = lambda module, x: torch.zeros(x.shape[0], dtype=torch.int64, device=x.device)
+    # (on the class: a search fits clones)
+    monkeypatch.setattr(cls, "_hard_assign", lambda self, module, x: torch.zeros(x.shape[0], dtype=torch.int64, device=x.device))
     with pytest.warns(ConvergenceWarning, match="2 of 3 clusters are empty after fit") as record:
-        if entry == "pipeline":  # the user's line, not scikit-learn's inside the pipeline
+        # the user's line, not scikit-learn's or joblib's inside a pipeline or a search
+        if entry == "pipeline":
             make_pipeline(FunctionTransformer(), est).fit(X)
+        elif entry == "search":
+            GridSearchCV(est, {"tol": [0.0]}, cv=[(np.arange(len(X)), np.arange(len(X)))], n_jobs=1).fit(X)
         else:
             getattr(est, entry)(X)
-    (warning,) = [w for w in record if "empty after fit" in str(w.message)]
-    assert warning.filename == __file__
+    warnings_here = [w for w in record if "empty after fit" in str(w.message)]
+    assert warnings_here and all(w.filename == __file__ for w in warnings_here)
 
 
 def test_wrong_feature_count_at_predict(cls, fitted):

@@ -124,16 +124,31 @@ def test_a_string_marker_with_a_numeric_unlabelled_is_refused():
         (np.array([0.0, np.nan, 1.0]), r"y holds NaN, None or NA but unlabelled=-1, .*unlabelled=np.nan"),
         (np.array(["a", None, "b"], dtype=object), "y holds NaN, None or NA"),
         (np.array(["a", "", "b"]), r"y holds empty strings but unlabelled=-1, .*unlabelled=''"),
+        # NaN beside the marker: those rows would still be scored
+        (np.array([0.0, np.nan, 1.0, -1.0]), "y holds NaN, None or NA but unlabelled=-1"),
     ],
-    ids=["nan", "none", "empty-string"],
+    ids=["nan", "none", "empty-string", "nan-beside-the-marker"],
 )
 def test_another_marker_than_unlabelled_is_refused(y, match):
     """Scored as labels, they would give every candidate a NaN score, or
     count the marker as a class."""
     with pytest.raises(ValueError, match=match):
         list(FitAllScoreLabelled().split(None, y))
-    # the marker named, or one row holding the named marker: no complaint
-    ((_, score),) = list(FitAllScoreLabelled(unlabelled=np.nan if y.dtype.kind != "U" else "").split(None, y))
+    # the marker named: no complaint
+    if y.dtype.kind != "U":
+        ((_, score),) = list(FitAllScoreLabelled(unlabelled=np.nan).split(None, y))
+        np.testing.assert_array_equal(score, [0, 2, 3][: len(y) - 1])
+    else:
+        ((_, score),) = list(FitAllScoreLabelled(unlabelled="").split(None, y))
+        np.testing.assert_array_equal(score, [0, 2])
+
+
+def test_pandas_string_labels_with_na():
+    pd = pytest.importorskip("pandas")
+    y = pd.Series(["a", pd.NA, "b"], dtype="string")
+    with pytest.raises(ValueError, match="y holds NaN, None or NA but unlabelled=-1"):
+        list(FitAllScoreLabelled().split(None, y))
+    ((_, score),) = list(FitAllScoreLabelled(unlabelled=np.nan).split(None, y))
     np.testing.assert_array_equal(score, [0, 2])
 
 

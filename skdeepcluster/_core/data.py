@@ -25,7 +25,8 @@ def from_tensor(array, name="X"):
             f"{name} is a sparse torch tensor ({array.layout}); pass a scipy.sparse matrix "
             "(e.g. scipy.sparse.csr_matrix) or a dense tensor."
         )
-    array = array.detach().cpu()
+    # resolve_*: a negated or conjugated view (torch's lazy bits) has no numpy form
+    array = array.detach().resolve_neg().resolve_conj().cpu()
     return (array.float() if array.dtype == torch.bfloat16 else array).numpy()
 
 

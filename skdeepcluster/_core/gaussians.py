@@ -13,17 +13,19 @@ def floored_cholesky(covariances, floor):
 
     A factorisation that fails means the mixture's parameters have become
     non-finite: it is raised as the ``FloatingPointError`` of a diverged
-    training, not as torch's ``LinAlgError``.
+    training, not as torch's ``LinAlgError``. The factor is checked as well
+    as torch's status: on CUDA a NaN matrix factorises without an error,
+    into NaN (one device sync, as ``torch.linalg.cholesky``'s own check).
     """
     eye = torch.eye(covariances.shape[-1], dtype=covariances.dtype, device=covariances.device)
-    try:
-        return torch.linalg.cholesky(covariances + floor * eye)
-    except torch.linalg.LinAlgError as error:
+    factor, info = torch.linalg.cholesky_ex(covariances + floor * eye)
+    if bool((info != 0).any() | ~torch.isfinite(factor).all()):
         raise FloatingPointError(
             "A Gaussian component's covariance is not positive definite even with its floor: "
             "the mixture's parameters have become non-finite, so training diverged. Lower "
             "learning_rate or scale the input features (e.g. to [0, 1])."
-        ) from error
+        )
+    return factor
 
 
 def gaussian_log_densities(Y, means, covariances, floor):

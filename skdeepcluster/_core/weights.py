@@ -40,9 +40,12 @@ def check_sample_weight(sample_weight, n_samples):
     """
     if sample_weight is None:
         return None
+    sample_weight = from_tensor(sample_weight, "sample_weight")
+    if isinstance(sample_weight, np.ndarray) and sample_weight.ndim == 0:
+        sample_weight = sample_weight.item()  # a 0-d array or tensor is one number, as a float is
     if isinstance(sample_weight, numbers.Real) and not isinstance(sample_weight, (bool, np.bool_)):
         sample_weight = np.full(n_samples, sample_weight)  # as sklearn's KMeans: one weight for every row
-    weights = np.asarray(from_tensor(sample_weight, "sample_weight"))
+    weights = np.asarray(sample_weight)
     if weights.dtype == bool or weights.dtype.kind not in "iuf":
         raise TypeError(f"sample_weight must hold real numbers; got dtype {weights.dtype}.")
     if weights.shape != (n_samples,):
