@@ -2,16 +2,26 @@
 
 1,797 = 7 x 256 + 5: at ``batch_size=256`` each epoch of the default
 AutoEncoder (SGD, learning rate 1.0, momentum 0.9) ends with a step on 5
-rows. ``batch_size=257`` has 7 batches, the last of 255 rows (280 steps in
-40 epochs against 320). This fits both (40 epochs, the quick benchmark's) per
-seed and records the reconstruction error and AE + KMeans scores. One JSON
-line per fit.
+rows. Three ways of cutting an epoch, per seed:
+
+* ``256``: the library's batches (a last batch of one row alone joins the
+  one before; this one, of 5, does not);
+* ``256-merged``: the same, with any last batch under half ``batch_size``
+  joined to the one before (7 batches, the last of 261 rows), patched into
+  the training loop's ``batch_bounds`` for this experiment only;
+* ``257``: 7 batches, the last of 255 rows.
+
+The last two take 7 steps per epoch against 8. Each fit runs ``--epochs``
+epochs (40, the quick benchmark's, by default; 400 is the default
+pretraining's) and records the reconstruction error and AE + KMeans scores.
+One JSON line per fit.
 
 Examples
 --------
 ::
 
     python benchmarks/last_batch.py 0 --out last_batch.jsonl
+    python benchmarks/last_batch.py 0 --epochs 400 --variants 256 256-merged --out last_batch.jsonl
     python benchmarks/last_batch.py --summary last_batch.jsonl
 """
 
@@ -20,22 +30,39 @@ import torch
 from sklearn.cluster import KMeans
 from sklearn.datasets import load_digits
 
+import skdeepcluster._core.training as training
 from _records import append_record, current_commit, grouped_records, markdown_table, mean_of, run_experiment, scores
 from skdeepcluster import AutoEncoder
 
-BATCH_SIZES = (256, 257)
+VARIANTS = ("256", "256-merged", "257")
+_library_bounds = training.batch_bounds
+
+
+def _merged_bounds(n_samples, batch_size):
+    bounds = _library_bounds(n_samples, batch_size)
+    if len(bounds) > 2 and bounds[-1] - bounds[-2] < batch_size / 2:
+        bounds = bounds[:-2] + [n_samples]
+    return bounds
 
 
 def run(args):
     torch.set_num_threads(1)
     X, y = load_digits(return_X_y=True)
     X = X / 16.0
-    for batch_size in BATCH_SIZES:
-        ae = AutoEncoder(max_epochs=40, batch_size=batch_size, device=args.device, random_state=args.seed).fit(X)
+    for variant in args.variants:
+        batch_size, merged = int(variant.split("-")[0]), variant.endswith("-merged")
+        training.batch_bounds = _merged_bounds if merged else _library_bounds
+        try:
+            ae = AutoEncoder(max_epochs=args.epochs, batch_size=batch_size, device=args.device, random_state=args.seed)
+            ae.fit(X)
+        finally:
+            training.batch_bounds = _library_bounds
+        bounds = (_merged_bounds if merged else _library_bounds)(len(X), batch_size)
         Z = ae.transform(X)
         append_record(args.out, {
-            "seed": args.seed, "batch_size": batch_size, "last_batch_rows": len(X) % batch_size,
-            "n_steps": len(ae.history_) * -(-len(X) // batch_size),
+            "seed": args.seed, "variant": variant, "batch_size": batch_size, "epochs": args.epochs,
+            "last_batch_rows": bounds[-1] - bounds[-2],
+            "n_steps": len(ae.history_) * (len(bounds) - 1),
             "reconstruction_mse": float(((ae.inverse_transform(Z) - X) ** 2).mean()),
             "final_loss": ae.history_[-1]["loss"],
             **scores(y, KMeans(10, n_init=20, random_state=args.seed).fit_predict(Z)),
@@ -44,20 +71,27 @@ def run(args):
 
 
 def summary(paths):
-    groups = grouped_records(paths, key=lambda r: r["batch_size"])
+    # records written before the variants and --epochs: 40 epochs, named by batch size
+    groups = grouped_records(paths, key=lambda r: (r.get("epochs", 40), r.get("variant", str(r["batch_size"]))))
     rows = []
-    for batch_size in BATCH_SIZES:
-        records = groups.get(batch_size, [])
-        if records:
-            rows.append([
-                batch_size, records[0]["last_batch_rows"], records[0]["n_steps"],
-                *(f"{mean_of(records, field):.4f} ± {np.std([r[field] for r in records]):.4f}"
-                  for field in ("reconstruction_mse", "acc", "nmi")),
-                ",".join(str(r["seed"]) for r in records),
-            ])
-    header = ["batch_size", "last batch rows", "steps", "reconstruction MSE", "AE+KMeans ACC", "AE+KMeans NMI", "seeds"]
+    for (epochs, variant), records in sorted(groups.items(), key=lambda item: (item[0][0], VARIANTS.index(item[0][1]))):
+        rows.append([
+            epochs, variant, records[0]["last_batch_rows"], records[0]["n_steps"],
+            *(f"{mean_of(records, field):.4f} ± {np.std([r[field] for r in records]):.4f}"
+              for field in ("reconstruction_mse", "acc", "nmi")),
+            ",".join(str(r["seed"]) for r in records),
+            ",".join(sorted({r["commit"] for r in records})),
+        ])
+    header = ["epochs", "batches", "last batch rows", "steps", "reconstruction MSE", "AE+KMeans ACC",
+              "AE+KMeans NMI", "seeds", "commit"]
     return markdown_table(header, rows)
 
 
 if __name__ == "__main__":
-    run_experiment(__doc__, "benchmarks/results/last_batch.jsonl", run, summary, default_device="cpu")
+    run_experiment(
+        __doc__, "benchmarks/results/last_batch.jsonl", run, summary, default_device="cpu",
+        options={
+            "--epochs": {"type": int, "default": 40},
+            "--variants": {"nargs": "+", "choices": VARIANTS, "default": list(VARIANTS)},
+        },
+    )
