@@ -98,8 +98,11 @@ def check_unit_interval(X, needed_by, otherwise):
     does not, for the message.
     """
     values = stored_values(X)
-    low = min(float(values.min()), 0.0) if values.size else 0.0
-    high = max(float(values.max()), 0.0) if values.size else 0.0
+    # a sparse matrix's implicit entries are zeros, which count
+    implicit_zeros = sp.issparse(X) and values.size < X.shape[0] * X.shape[1]
+    extremes = [0.0] if implicit_zeros or not values.size else []
+    low = min([float(values.min())] * bool(values.size) + extremes)
+    high = max([float(values.max())] * bool(values.size) + extremes)
     if low < -1e-6 or high > 1 + 1e-6:
         # MinMaxScaler refuses sparse input; MaxAbsScaler keeps it sparse
         # and maps non-negative values (counts, TF-IDF) into [0, 1]

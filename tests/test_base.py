@@ -262,6 +262,16 @@ def test_stored_values_sum_the_duplicates_of_any_sparse_format(fmt):
         base_module.check_unit_interval(X, "this", "that")
 
 
+def test_the_unit_interval_message_gives_xs_own_range():
+    # zeros count only where a sparse matrix holds them implicitly
+    with pytest.raises(ValueError, match=r"X spans \[100, 101\]"):
+        base_module.check_unit_interval(np.array([[100.0, 101.0]]), "this", "that")
+    with pytest.raises(ValueError, match=r"X spans \[100, 101\]"):
+        base_module.check_unit_interval(sp.csr_matrix([[100.0, 101.0]]), "this", "that")
+    with pytest.raises(ValueError, match=r"X spans \[0, 101\]"):
+        base_module.check_unit_interval(sp.csr_matrix([[0.0, 101.0]]), "this", "that")
+
+
 def test_the_unit_interval_advice_names_a_scaler_that_takes_the_input():
     from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler
 
