@@ -115,7 +115,11 @@ class DeepGMM(BaseDeepClusterer):
         ``"sgd"`` is the paper's plain stochastic gradient descent (here
         with momentum 0.9); see Notes for why Adam is the default.
     learning_rate : float or None, default=None
-        ``None`` is 1e-4 for Adam and the paper's 0.01 for SGD.
+        ``None`` is 1e-4 for Adam and the paper's 0.01 for SGD. A component
+        much narrower than the embedding's scale makes the gradients with
+        respect to its mean large (they scale as ``1 / sigma^2``): there even
+        Adam's steps can undo an exact start in the first epoch; lower the
+        rate, or raise ``reconstruction_weight``.
     tol : float, default=0.0
         Stop once fewer than this fraction of the labels change in an
         epoch; 0 runs every epoch, as the paper's fixed iteration count.
@@ -320,7 +324,7 @@ class DeepGMM(BaseDeepClusterer):
             )
 
     def _empty_cluster_advice(self):
-        return "Try fewer clusters, another random_state or a larger reconstruction_weight."
+        return "Try fewer clusters, another random_state, a larger reconstruction_weight or a smaller learning_rate."
 
     def _make_optimizer(self, parameters):
         rate = self.learning_rate

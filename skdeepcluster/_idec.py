@@ -85,7 +85,9 @@ class IDEC(BaseDeepClusterer):
         gamma, the weight of the clustering loss against the reconstruction
         loss (paper's default, chosen by grid search on MNIST). Larger values
         distort the embedding more; ``0`` fine-tunes the autoencoder alone and
-        leaves the k-means clusters in place (the paper's ablation).
+        keeps the k-means centres (the paper's ablation), though the
+        reconstruction loss still moves the points under them, so labels
+        can change (see ``learning_rate``).
     update_interval : int or None, default=None
         T, the number of mini-batches between two updates of the target
         distribution ``P`` (and of the stopping test). ``None`` means twice
@@ -106,7 +108,12 @@ class IDEC(BaseDeepClusterer):
     batch_size : int, default=256
         Mini-batch size (the paper's 256).
     learning_rate : float, default=1e-3
-        Adam's learning rate lambda (the paper's setting for MNIST).
+        Adam's learning rate lambda (the paper's setting for MNIST). Its
+        first steps move the pretrained embedding by about the same amount
+        whatever its scale: where the embedding's spread is small (features
+        of small variance, L2-normalised rows) they can carry points across
+        clusters and empty some in the first epoch, whatever ``gamma``;
+        1e-4 (DeepKMeans' and ADMMCluster's default) keeps the start there.
     tol : float, default=1e-3
         delta, the stopping threshold: stop when fewer than this fraction of
         the labels changed between two updates of ``P`` (the paper's 0.1 %).

@@ -762,8 +762,11 @@ class BaseDeepClusterer(
 
     def _empty_cluster_advice(self):
         if self._clustering_weight_name is None:
-            return "Try fewer clusters or another random_state."
-        return f"Try fewer clusters, another random_state or a smaller {self._clustering_weight_name}."
+            return "Try fewer clusters, another random_state or a smaller learning_rate."
+        return (
+            f"Try fewer clusters, another random_state, a smaller {self._clustering_weight_name} "
+            "or a smaller learning_rate."
+        )
 
     def _warn_empty_clusters(self, sample_weight=None):
         """Warn of clusters that hold no training row (no row of positive weight)."""
