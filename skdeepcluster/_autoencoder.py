@@ -408,7 +408,6 @@ class AutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
             left to predict with.
         """
         with self._fitting():
-            self._validate_params()
             return self._fit(X, sample_weight)
 
     def _fit(self, X, sample_weight=None):

@@ -181,18 +181,19 @@ class TorchEstimatorMixin:
 
     @contextlib.contextmanager
     def _fitting(self):
-        """Around a fit: forget the public attributes of an earlier fit, and
-        those of this one if it fails.
+        """Around a fit: forget the public attributes of an earlier fit,
+        check the parameters, and forget this fit's attributes if it fails.
 
         A refit with other settings (ADMMCluster's ``clustering``, say) must
         not keep attributes that only the earlier model had, and a failed fit
-        must not leave an estimator that looks fitted. The fit trains
-        whatever the caller's torch modes: under ``torch.no_grad()`` or
-        ``torch.inference_mode()`` too, and with the caller's autocast, if
-        any, turned off (``precision`` sets it).
+        (refused parameters included) must not leave an estimator that looks
+        fitted. The fit trains whatever the caller's torch modes: under
+        ``torch.no_grad()`` or ``torch.inference_mode()`` too, and with the
+        caller's autocast, if any, turned off (``precision`` sets it).
         """
         self._forget_fit()
         try:
+            self._validate_params()
             with fit_torch_modes():
                 yield
         except BaseException:
@@ -537,7 +538,6 @@ class BaseDeepClusterer(
             left to predict with.
         """
         with self._fitting():
-            self._validate_params()
             return self._fit(X, sample_weight)
 
     def _fit(self, X, sample_weight=None):
