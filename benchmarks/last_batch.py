@@ -4,11 +4,12 @@
 AutoEncoder (SGD, learning rate 1.0, momentum 0.9) ends with a step on 5
 rows. Three ways of cutting an epoch, per seed:
 
-* ``256``: the library's batches (a last batch of one row alone joins the
-  one before; this one, of 5, does not);
-* ``256-merged``: the same, with any last batch under half ``batch_size``
-  joined to the one before (7 batches, the last of 261 rows), patched into
-  the training loop's ``batch_bounds`` for this experiment only;
+* ``256``: a last batch kept unless it has one row (the library's batches
+  until ``batch_bounds`` changed after commit 5cf89c3; patched back into
+  the training loop for this variant since);
+* ``256-merged``: any last batch under half ``batch_size`` joined to the
+  one before (7 batches, the last of 261 rows): the library's batches
+  since that change (patched in for this variant before it);
 * ``257``: 7 batches, the last of 255 rows.
 
 The last two take 7 steps per epoch against 8. Each fit runs ``--epochs``
@@ -38,9 +39,10 @@ VARIANTS = ("256", "256-merged", "257")
 _library_bounds = training.batch_bounds
 
 
-def _merged_bounds(n_samples, batch_size):
-    bounds = _library_bounds(n_samples, batch_size)
-    if len(bounds) > 2 and bounds[-1] - bounds[-2] < batch_size / 2:
+def _kept_bounds(n_samples, batch_size):
+    """The batches before the change: only a one-row last batch joins."""
+    bounds = [min(b * batch_size, n_samples) for b in range(-(-n_samples // batch_size) + 1)]
+    if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
         bounds = bounds[:-2] + [n_samples]
     return bounds
 
@@ -50,14 +52,15 @@ def run(args):
     X, y = load_digits(return_X_y=True)
     X = X / 16.0
     for variant in args.variants:
-        batch_size, merged = int(variant.split("-")[0]), variant.endswith("-merged")
-        training.batch_bounds = _merged_bounds if merged else _library_bounds
+        batch_size = int(variant.split("-")[0])
+        bounds_of = _library_bounds if variant.endswith("-merged") else _kept_bounds
+        training.batch_bounds = bounds_of
         try:
             ae = AutoEncoder(max_epochs=args.epochs, batch_size=batch_size, device=args.device, random_state=args.seed)
             ae.fit(X)
         finally:
             training.batch_bounds = _library_bounds
-        bounds = (_merged_bounds if merged else _library_bounds)(len(X), batch_size)
+        bounds = bounds_of(len(X), batch_size)
         Z = ae.transform(X)
         append_record(args.out, {
             "seed": args.seed, "variant": variant, "batch_size": batch_size, "epochs": args.epochs,

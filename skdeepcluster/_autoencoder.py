@@ -62,8 +62,9 @@ def effective_learning_rate(optimizer, learning_rate):
 #: 1: the code before it was keyed (up to commit b946795, unkeyed);
 #: 2: keyed, after the binary cross-entropy was written out (56d7ac6);
 #: 3: the output activation on float32 input, which changes bfloat16
-#: pretrainings with an output activation (895951e).
-PRETRAINING_REVISION = 3
+#: pretrainings with an output activation (895951e);
+#: 4: a last batch under half ``batch_size`` joins the one before.
+PRETRAINING_REVISION = 4
 
 
 def _network(n_features, config):

@@ -23,7 +23,7 @@ import skdeepcluster.base as base_module
 from skdeepcluster import CLUSTERERS, AutoEncoder
 from skdeepcluster._core.device import as_current_device, float64_device, forward_in_precision, resolve_device, seeded
 from skdeepcluster._core.params import AnyOf, CacheLocation, Integer, LayerSizes, Options, Real
-from skdeepcluster._core.training import _weighted_means, train
+from skdeepcluster._core.training import _weighted_means, batch_bounds, train
 
 from conftest import fast, fast_autoencoder
 
@@ -281,6 +281,22 @@ def test_the_unit_interval_advice_names_a_scaler_that_takes_the_input():
             base_module.check_unit_interval(X, "this", "that")
         assert "MinMaxScaler" not in str(error.value) or not sp.issparse(X)
         base_module.check_unit_interval(scaler().fit_transform(X), "this", "that")  # the advice works
+
+
+@pytest.mark.parametrize(
+    "n_samples, batch_size, expected",
+    [
+        (1797, 256, [0, 256, 512, 768, 1024, 1280, 1536, 1797]),  # digits: the 5-row tail joins
+        (5000, 256, list(range(0, 5000, 256)) + [5000]),  # MNIST-5k: a 136-row tail, over half, stays
+        (4000, 256, list(range(0, 4000, 256)) + [4000]),  # 160 rows stay
+        (19, 8, [0, 8, 19]),  # a 3-row tail joins
+        (20, 8, [0, 8, 16, 20]),  # exactly half a batch stays
+        (5, 1, [0, 1, 2, 3, 5]),  # batch_size=1: only the last row pairs up
+        (3, 256, [0, 3]),
+    ],
+)
+def test_batch_bounds_join_a_tail_under_half_a_batch(n_samples, batch_size, expected):
+    assert batch_bounds(n_samples, batch_size) == expected
 
 
 def test_sparse_batches_match_dense():
