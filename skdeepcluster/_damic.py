@@ -434,8 +434,10 @@ class DAMIC(BaseDeepClusterer):
     written-out binary cross-entropy of 56d7ac6, which changes the
     pretraining gradients in their last bits
     (``synthetic_rerun_420c12e.md``, seeds 0-4): NMI 0.860 / ARI 0.874 on
-    average, 0.876 / 0.891 with ``init="gmm"``. The result depends on the
-    initial partition: started from the true labels instead of k-means, training
+    average, 0.876 / 0.891 with ``init="gmm"``; after the training batches
+    of commit d779094 (a short last batch joins the one before, which can
+    change the experts' pretraining; ``synthetic_rerun_d779094.md``) 0.863 /
+    0.875 and 0.866 / 0.886. The result depends on the initial partition: started from the true labels instead of k-means, training
     ends at NMI 0.91 / ARI 0.93 (``gpu/damic_start.md``), near the 0.936 /
     0.955 of a Gaussian mixture on the true latent. Neither half can be
     tuned past this, as far as we measured (one thread, NMI; joint runs
