@@ -101,8 +101,9 @@ def check_unit_interval(X, needed_by, otherwise):
     # a sparse matrix's implicit entries are zeros, which count
     implicit_zeros = sp.issparse(X) and values.size < X.shape[0] * X.shape[1]
     extremes = [0.0] if implicit_zeros or not values.size else []
-    low = min([float(values.min())] * bool(values.size) + extremes)
-    high = max([float(values.max())] * bool(values.size) + extremes)
+    if values.size:
+        extremes += [float(values.min()), float(values.max())]
+    low, high = min(extremes), max(extremes)
     if low < -1e-6 or high > 1 + 1e-6:
         # MinMaxScaler refuses sparse input; MaxAbsScaler keeps it sparse
         # and maps non-negative values (counts, TF-IDF) into [0, 1]
@@ -706,12 +707,11 @@ class BaseDeepClusterer(
                     f"order; column {first} is {ours[first]!r} in X but was {theirs[first]!r} there."
                 )
         elif theirs is not None or ours is not None:
-            fitted_with, x_has = ("with", "no") if theirs is not None else ("without", "")
-            warn_at_caller(
-                f"X has {x_has or 'valid'} feature names, but the given autoencoder was fitted {fitted_with} "
-                "feature names: its columns are taken to be X's, in order.",
-                UserWarning,
-            )
+            if theirs is not None:
+                mismatch = "X has no feature names, but the given autoencoder was fitted with feature names"
+            else:
+                mismatch = "X has valid feature names, but the given autoencoder was fitted without feature names"
+            warn_at_caller(f"{mismatch}: its columns are taken to be X's, in order.", UserWarning)
 
     def _warn_if_recipe_ignored(self, given):
         """``hidden_dims``, ``embedding_dim`` and ``pretrain_epochs`` shape
