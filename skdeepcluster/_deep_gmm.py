@@ -154,7 +154,10 @@ class DeepGMM(BaseDeepClusterer):
         covariances, ``reg_covar`` included, shaped as sklearn's
         :class:`~sklearn.mixture.GaussianMixture` shapes them.
     weights_ : ndarray of shape (n_clusters,)
-        Mixing weights ``omega_k``.
+        Mixing weights ``omega_k``: the softmax of logits trained with the
+        network (eq. 12), which move towards the mean posterior only as fast
+        as ``learning_rate`` lets them, so a component can keep its weight
+        after losing every point of ``labels_``.
     n_neighbors_ : int
         ``|n(k)|`` used, after resolving ``None``.
     labels_ : ndarray of shape (n_samples,)
