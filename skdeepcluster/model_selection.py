@@ -191,7 +191,7 @@ class FitAllScoreLabelled:
                     f"y holds the string {str(marker)!r} but unlabelled={marker!r} is not a string, so no row "
                     f"counts as unlabelled; pass FitAllScoreLabelled(unlabelled={str(marker)!r})."
                 )
-        if not unlabelled.any() and y.dtype.kind in "OU" and any(isinstance(v, str) and v == "" for v in y):
+        if not unlabelled.any() and y.dtype.kind in "OU" and np.any(np.asarray(y, dtype=str) == ""):
             # another marker, it seems, which would be scored as a class
             raise ValueError(
                 f"y holds empty strings but unlabelled={marker!r}, so they would be scored as a class; "
